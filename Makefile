@@ -1,0 +1,33 @@
+# One entry point for set-up, the main job and the tests. Every install goes through
+# constraints.txt, which pins torch==2.13.0 (CPU wheel here, CUDA wheel on GPU machines).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.posedive-installed
+PROFILE ?= quick
+
+.PHONY: setup quick run test bench clean-cache
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded default (synthetic world rendered with Anny).
+quick: PROFILE = quick
+quick: run
+
+run: setup
+	$(PY) -m posedive_lib.cli run --profile $(PROFILE)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/conditions_per_s.py
+
+clean-cache:
+	rm -rf .cache

@@ -1,0 +1,50 @@
+"""The body-model interface: shape + pose in, posed mesh and COCO-17 joints out.
+
+World frame of the whole package: metres, Z up, the body's rest front facing -Y, its left
+along +X (Anny's native frame). Poses use SMPL's convention (see :mod:`posedive_lib.body.poses`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+# SMPL axes (x left, y up, z forward) -> world axes (x left, z up, -y forward).
+SMPL_TO_WORLD = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass
+class PosedBody:
+    """A batch of posed bodies in world coordinates."""
+
+    vertices: torch.Tensor  # (B, V, 3)
+    faces: torch.Tensor  # (F, 3) int64, shared by the batch
+    joints: torch.Tensor  # (B, 17, 3) COCO-17
+
+    def __len__(self) -> int:
+        return self.vertices.shape[0]
+
+    def centers(self) -> torch.Tensor:
+        """(B, 3) centre of each body's bounding box: the point cameras aim at."""
+        return 0.5 * (self.vertices.amin(dim=1) + self.vertices.amax(dim=1))
+
+    def __getitem__(self, index) -> "PosedBody":
+        index = [index] if isinstance(index, int) else index
+        return PosedBody(self.vertices[index], self.faces, self.joints[index])
+
+
+class BodyModel(ABC):
+    """Turns shape parameters and SMPL-convention poses into posed meshes and joints."""
+
+    name: str
+
+    @abstractmethod
+    def __call__(self, poses: Sequence[Any], shape: Any = None) -> PosedBody:
+        """Pose a batch: ``poses`` is a sequence of :class:`~posedive_lib.body.poses.Pose`."""
+
+    @abstractmethod
+    def random_shape(self, n: int, rng: np.random.Generator) -> Any:
+        """Shape parameters for ``n`` random plausible adults, in this model's own format."""

@@ -1,0 +1,49 @@
+"""Project folders: the git-ignored cache (Anny model data, warp kernels) and the results folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    """Project cache folder (``$POSEDIVE_CACHE`` or ``<project>/.cache``), created on demand."""
+    path = Path(os.environ.get("POSEDIVE_CACHE", PROJECT_ROOT / ".cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    return PROJECT_ROOT / "results"
+
+
+def configure_caches() -> Path:
+    """Point Anny's and warp's caches into the project cache (call before building models)."""
+    root = cache_dir()
+    os.environ.setdefault("ANNY_CACHE_DIR", str(root / "anny"))
+    import anny.paths
+    import warp as wp
+
+    anny.paths.set_anny_cache_path(os.environ["ANNY_CACHE_DIR"])
+    if wp.config.kernel_cache_dir is None:
+        wp.config.kernel_cache_dir = str(root / "warp")
+    wp.config.quiet = True
+    return root
+
+
+def trim_anny_cache() -> list[Path]:
+    """Delete Anny's intermediate cache files; only ``build_compact_model_data_*`` is needed to reload.
+
+    The first build writes about 790 MB; after trimming about 50 MB remain. Returns the removed files.
+    """
+    anny_cache = Path(os.environ.get("ANNY_CACHE_DIR", cache_dir() / "anny"))
+    compact = list(anny_cache.glob("v*/build_compact_model_data_*.safetensors"))
+    if not compact:
+        return []
+    removed = []
+    for path in anny_cache.glob("v*/*.safetensors"):
+        if not path.name.startswith("build_compact_model_data_"):
+            path.unlink()
+            removed.append(path)
+    return removed
