@@ -1,0 +1,68 @@
+"""Shared fixtures: one Anny model per test session and a fabricated SMPL model file."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from posedive_lib.body.joints import SMPL24_PARENTS
+
+
+@pytest.fixture(scope="session")
+def anny_body():
+    from posedive_lib.body.anny_body import AnnyBody
+
+    return AnnyBody()
+
+
+@pytest.fixture(scope="session")
+def renderer(anny_body):
+    from posedive_lib.render.pipeline import ConditionRenderer
+
+    return ConditionRenderer(anny_body, width=96, height=192)
+
+
+def fabricate_smpl_arrays(seed: int = 0) -> dict:
+    """Arrays with the names, shapes and dtypes of an SMPL v1.1.0 model file (random content).
+
+    Joint positions are a chain along SMPL's axes (y up, x to the body's left); each vertex
+    hangs near one joint and is skinned to it alone, so posing moves it rigidly with its joint.
+    """
+    rng = np.random.default_rng(seed)
+    V, J = 6890, 24
+    joints = np.zeros((J, 3))
+    offsets = {1: (0.1, -0.1, 0), 2: (-0.1, -0.1, 0), 3: (0, 0.1, 0), 4: (0, -0.4, 0), 5: (0, -0.4, 0),
+               6: (0, 0.12, 0), 7: (0, -0.4, 0), 8: (0, -0.4, 0), 9: (0, 0.05, 0), 10: (0, -0.05, 0.1),
+               11: (0, -0.05, 0.1), 12: (0, 0.2, 0), 13: (0.08, 0.15, 0), 14: (-0.08, 0.15, 0),
+               15: (0, 0.1, 0), 16: (0.1, 0, 0), 17: (-0.1, 0, 0), 18: (0.25, 0, 0), 19: (-0.25, 0, 0),
+               20: (0.25, 0, 0), 21: (-0.25, 0, 0), 22: (0.08, 0, 0), 23: (-0.08, 0, 0)}
+    for j in range(1, J):
+        joints[j] = joints[SMPL24_PARENTS[j]] + np.array(offsets[j])
+    owner = np.arange(V) % J
+    v_template = joints[owner] + rng.normal(0, 0.02, (V, 3))
+    J_regressor = np.zeros((J, V))
+    J_regressor[owner, np.arange(V)] = 1.0
+    J_regressor /= J_regressor.sum(1, keepdims=True)
+    # Shift each joint's vertex cloud so the regressor returns exactly the chain joints.
+    for j in range(J):
+        v_template[owner == j] += joints[j] - v_template[owner == j].mean(0)
+    weights = np.zeros((V, J))
+    weights[np.arange(V), owner] = 1.0
+    return {
+        "v_template": v_template, "shapedirs": rng.normal(0, 1e-3, (V, 3, 10)),
+        "posedirs": np.zeros((V, 3, 207)), "J_regressor": J_regressor, "weights": weights,
+        "kintree_table": np.array([[2**32 - 1 if p < 0 else p for p in SMPL24_PARENTS], list(range(J))], np.int64),
+        "f": rng.integers(0, V, (13776, 3)).astype(np.uint32),
+        "_joints": joints,
+    }
+
+
+@pytest.fixture(scope="session")
+def smpl_file(tmp_path_factory):
+    arrays = fabricate_smpl_arrays()
+    joints = arrays.pop("_joints")
+    path = tmp_path_factory.mktemp("smpl") / "SMPL_NEUTRAL.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(arrays, f)
+    return path, joints
