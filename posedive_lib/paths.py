@@ -1,6 +1,7 @@
 """Project folders: the git-ignored cache (Anny model data, warp kernels) and the results folder."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def configure_caches() -> Path:
     anny.paths.set_anny_cache_path(os.environ["ANNY_CACHE_DIR"])
     if wp.config.kernel_cache_dir is None:
         wp.config.kernel_cache_dir = str(root / "warp")
-    wp.config.quiet = True
+    wp.config.log_level = max(wp.config.log_level, logging.WARNING)  # no banner on every run
     return root
 
 

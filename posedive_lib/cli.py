@@ -1,0 +1,43 @@
+"""Command line entry point: ``python -m posedive_lib.cli run --profile quick``.
+
+``run`` is the main job on the embedded default. It currently renders the condition gallery (the
+3D conditioning pipeline of the paper's Sec. 3.3 on Anny) and saves a figure and its manifest
+under ``results/<profile>/``; later stages join as they land.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paths import results_dir
+from .profiles import PROFILES
+
+
+def run(profile: str, out_dir: Path | None = None, seed: int = 0) -> list[Path]:
+    from .gallery import render_gallery, save_gallery
+
+    settings = PROFILES[profile]
+    out_dir = Path(out_dir or results_dir() / profile)
+    maps, table = render_gallery(settings.gallery_size, seed=seed)
+    written = save_gallery(maps, table, out_dir)
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="posedive", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the main job on the embedded default")
+    run_p.add_argument("--profile", choices=sorted(PROFILES), default="quick", help="size of the run")
+    run_p.add_argument("--out", type=Path, default=None, help="output folder (default results/<profile>)")
+    run_p.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.profile, args.out, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The main job on the smoke profile writes its figure and table."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from posedive_lib.cli import main
+
+
+def test_run_smoke_profile_writes_gallery(tmp_path):
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path), "--seed", "1"]) == 0
+    table = pd.read_csv(tmp_path / "condition_gallery.csv")
+    assert len(table) == 4 and table["pose_id"].is_unique
+    assert table["elevation"].between(0, 30).all() and table["azimuth"].between(0, 360).all()
+    assert {"gait", "external"} <= {pid.split(":")[0] for pid in table["pose_id"]}
+    with Image.open(tmp_path / "condition_gallery.png") as image:
+        assert image.size[0] > 300 and image.size[1] > 300
+    assert not list(tmp_path.glob("*.tmp.*"))
+
+
+def test_unknown_profile_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "huge"])
+    assert "invalid choice" in capsys.readouterr().err

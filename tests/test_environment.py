@@ -1,0 +1,44 @@
+"""Set-up files stay consistent: one source of truth for versions, torch pinned, no torchvision."""
+from __future__ import annotations
+
+import tomllib
+
+import yaml
+from packaging.requirements import Requirement
+
+from posedive_lib.paths import PROJECT_ROOT
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            req = Requirement(line)
+            assert len(req.specifier) == 1 and next(iter(req.specifier)).operator == "==", f"not an exact pin: {line}"
+            pins[req.name.lower().replace("_", "-")] = next(iter(req.specifier)).version
+    return pins
+
+
+def test_constraints_pin_cpu_compatible_torch_and_no_torchvision():
+    pins = _constraints()
+    assert pins["torch"] == "2.13.0"
+    assert "torchvision" not in pins
+
+
+def test_every_dependency_is_pinned_inside_its_range():
+    pins = _constraints()
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is a dependency but not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {spec}"
+        assert "torchvision" not in name
+
+
+def test_environment_yml_takes_versions_from_constraints():
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-c constraints.txt" in pip and any(p.startswith("-e .") for p in pip)
+    assert all(p.startswith("-") for p in pip), "pin versions in constraints.txt, not in environment.yml"
