@@ -56,11 +56,11 @@ def test_fit_intrinsics_frames_the_points_inside_the_crop():
     for width, height in ((192, 384), (64, 128), (100, 100)):
         cams = orbit_cameras(vertices, np.array([0, 15, 30]), np.array([0, 120, 250]), 5.0, width, height, margin=0.1)
         uv = cams.project(vertices)[..., :2]
-        assert np.all(uv[..., 0] >= 0.1 * width - 1e-6) and np.all(uv[..., 0] <= 0.9 * width + 1e-6)
-        assert np.all(uv[..., 1] >= 0.1 * height - 1e-6) and np.all(uv[..., 1] <= 0.9 * height + 1e-6)
+        assert np.all(uv[..., 0] >= 0.1 * width - 1e-3) and np.all(uv[..., 0] <= 0.9 * width + 1e-3)
+        assert np.all(uv[..., 1] >= 0.1 * height - 1e-3) and np.all(uv[..., 1] <= 0.9 * height + 1e-3)
         # The binding side touches the margin on both ends: the body fills the crop.
         fill = np.maximum(np.ptp(uv[..., 0], -1) / width, np.ptp(uv[..., 1], -1) / height)
-        np.testing.assert_allclose(fill, 0.8, atol=1e-6)
+        np.testing.assert_allclose(fill, 0.8, atol=1e-5)
 
 
 def test_bad_camera_input_gives_clear_errors():

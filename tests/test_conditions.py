@@ -129,3 +129,16 @@ def test_renderer_rejects_bad_input(anny_body):
         renderer.render([REST], 120.0, 0.0)
     with pytest.raises(ValueError, match="empty pose batch"):
         renderer.render([], 10.0, 0.0)
+
+
+def test_skipping_empty_tiles_loses_no_hits(anny_body):
+    from posedive_lib.render.raycast import RayCaster
+
+    poses = ExternalPoseLibrary(seed=5).sample(4, np.random.default_rng(1))
+    posed = anny_body(poses)
+    renderer = ConditionRenderer(anny_body, width=64, height=128)
+    cams = renderer.cameras(posed, np.array([0, 10, 20, 30.0]), np.array([0, 90, 200, 300.0]))
+    culled = RayCaster(anny_body.faces, template=anny_body.rest_vertices()).render(posed.vertices, cams)
+    full = RayCaster(anny_body.faces, skip_empty_tiles=False).render(posed.vertices, cams)
+    np.testing.assert_array_equal(culled.face_id, full.face_id)
+    np.testing.assert_allclose(culled.depth, full.depth, atol=1e-5)

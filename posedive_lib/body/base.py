@@ -45,6 +45,12 @@ class BodyModel(ABC):
     def __call__(self, poses: Sequence[Any], shape: Any = None) -> PosedBody:
         """Pose a batch: ``poses`` is a sequence of :class:`~posedive_lib.body.poses.Pose`."""
 
+    def rest_vertices(self) -> np.ndarray:
+        """(V, 3) vertices of the mean shape in SMPL's rest T-pose (limbs apart)."""
+        from .poses import Pose
+
+        return self([Pose("rest", np.zeros((23, 3)))]).vertices[0].cpu().numpy()
+
     @abstractmethod
     def random_shape(self, n: int, rng: np.random.Generator) -> Any:
         """Shape parameters for ``n`` random plausible adults, in this model's own format."""

@@ -34,8 +34,11 @@ def encode_depth(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def encode_normal(normal: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) camera-axis unit normals -> uint8 RGB normal map, background 0."""
-    rgb = np.round(255 * (normal * _NORMAL_TO_DISPLAY + 1) / 2).clip(0, 255).astype(np.uint8)
-    rgb[~mask] = 0
+    scaled = normal.astype(np.float32, copy=True)
+    scaled *= 127.5 * _NORMAL_TO_DISPLAY
+    scaled += 128.0  # (n + 1) / 2 * 255, rounded by the +0.5 of truncation
+    rgb = np.minimum(scaled, 255.0).astype(np.uint8)
+    rgb *= np.asarray(mask, np.uint8)[..., None]
     return rgb
 
 

@@ -46,7 +46,7 @@ class ConditionRenderer:
             raise ValueError(f"image size must be positive, got {width} x {height}")
         self.body, self.width, self.height = body, int(width), int(height)
         self.distance, self.margin = float(distance), float(margin)
-        self.caster = RayCaster(body.faces.cpu(), device=device)
+        self.caster = RayCaster(body.faces.cpu(), template=body.rest_vertices(), device=device)
 
     def cameras(self, posed: PosedBody, elevation, azimuth) -> Cameras:
         """Cameras at (elevation, azimuth) relative to each body's rest facing, aimed at its centre."""
