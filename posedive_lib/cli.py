@@ -1,8 +1,8 @@
 """Command line entry point: ``python -m posedive_lib.cli run --profile quick``.
 
-``run`` is the main job on the embedded default. It currently renders the condition gallery (the
-3D conditioning pipeline of the paper's Sec. 3.3 on Anny) and saves a figure and its manifest
-under ``results/<profile>/``; later stages join as they land.
+``run`` is the main job on the embedded default. It renders the condition gallery (the 3D
+conditioning pipeline of the paper's Sec. 3.3 on Anny), builds the synthetic Re-ID world of the
+profile (cached), and saves their figures under ``results/<profile>/``; later stages join as they land.
 """
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ from .paths import results_dir
 from .profiles import PROFILES
 
 
-def run(profile: str, out_dir: Path | None = None, seed: int = 0) -> list[Path]:
+def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None) -> list[Path]:
+    from .analysis.world_figures import plot_identity_grid, plot_viewpoint_bias, save_figure
+    from .data.synthetic.world import build_world
     from .gallery import render_gallery, save_gallery
 
     settings = PROFILES[profile]
     out_dir = Path(out_dir or results_dir() / profile)
     maps, table = render_gallery(settings.gallery_size, seed=seed)
     written = save_gallery(maps, table, out_dir)
+    world = build_world(profile, seed=seed, workers=workers)
+    print(f"synthetic world: {len(world.manifest)} images in {world.root}")
+    for name, fig in (("synthetic_identities.png", plot_identity_grid(world.manifest, world.root)),
+                      ("synthetic_viewpoints.png", plot_viewpoint_bias(world.manifest))):
+        save_figure(fig, out_dir / name)
+        written.append(out_dir / name)
     for path in written:
         print(f"wrote {path}")
     return written
@@ -33,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--profile", choices=sorted(PROFILES), default="quick", help="size of the run")
     run_p.add_argument("--out", type=Path, default=None, help="output folder (default results/<profile>)")
     run_p.add_argument("--seed", type=int, default=0)
+    run_p.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.profile, args.out, args.seed)
+        run(args.profile, args.out, args.seed, args.workers)
     return 0
 
 
