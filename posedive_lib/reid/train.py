@@ -1,0 +1,205 @@
+"""Re-ID training from manifests with ``accelerate`` (one CPU, one GPU or many), resumable.
+
+Training runs in segments of ``checkpoint_every`` iterations; after each segment the full state
+(model as safetensors, optimizer, scheduler, RNG states) is saved with ``accelerator.save_state``,
+so a killed run resumes from the last segment and continues exactly as if never interrupted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .data import ManifestImages, normalize, train_augmentation
+from .model import BACKBONES, ReIDModel
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    backbone: str = "tiny"
+    iterations: int = 600
+    P: int = 16  # identities per batch
+    K: int = 4  # images per identity
+    lr: float = 3.5e-4  # backbone
+    lr_head: float | None = None  # BNNeck + classifier (None: same as lr)
+    weight_decay: float = 5e-4
+    warmup: int = 50
+    milestones: tuple = (0.5, 0.8)  # fractions of the run where the learning rate drops by gamma
+    gamma: float = 0.1
+    margin: float = 0.3
+    label_smoothing: float = 0.1
+    triplet_weight: float = 1.0
+    erase_p: float = 0.5
+    checkpoint_every: int = 200
+    seed: int = 0
+    pretrained_path: str | None = None
+    mixed_precision: str = "auto"  # fp16 on GPU, none on CPU
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; use one of {sorted(BACKBONES)}")
+        if min(self.iterations, self.P, self.K, self.checkpoint_every) < 1 or self.P < 2 or self.K < 2:
+            raise ValueError("iterations, checkpoint_every >= 1 and P, K >= 2 are required (batch-hard triplets)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+
+
+PRESETS = {
+    "tiny": TrainConfig(),  # the embedded default: minutes on a laptop CPU
+    "bot": TrainConfig(backbone="resnet50", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
+    "diffid": TrainConfig(backbone="resnet50", iterations=20000, P=32, K=8, lr=1e-5, lr_head=1e-4, margin=0.5,
+                          label_smoothing=0.0, warmup=0, milestones=(), checkpoint_every=2000),
+    "clip": TrainConfig(backbone="clip_vit_b16", iterations=12000, P=16, K=4, lr=5e-6, lr_head=5e-4, warmup=1000,
+                        checkpoint_every=2000),
+}
+
+
+def _lr_factor(config: TrainConfig):
+    steps = [int(m * config.iterations) for m in config.milestones]
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
+        return warm * config.gamma ** sum(step >= s for s in steps)
+
+    return factor
+
+
+def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
+               progress: bool = True, in_memory: bool = True, stop_after: int | None = None) -> Path:
+    """Train on the rows of ``frame`` (all of them: select the train split first); return the weights file.
+
+    ``stop_after`` ends the run after that many iterations (at a segment boundary), as an interruption would.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from pytorch_metric_learning import distances, losses, miners, samplers
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    weights = out_dir / "model.safetensors"
+    if weights.is_file():
+        return weights
+    mixed = config.mixed_precision
+    if mixed == "auto":
+        mixed = "fp16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(mixed_precision=mixed)
+    set_seed(config.seed)
+    size = BACKBONES[config.backbone].image_size
+    data = ManifestImages(frame, root, size, in_memory=in_memory)
+    if data.num_classes < config.P:
+        raise ValueError(f"only {data.num_classes} identities but P={config.P} per batch: lower P")
+    batch = config.P * config.K
+    sampler = samplers.MPerClassSampler(data.labels.numpy(), m=config.K, batch_size=batch,
+                                        length_before_new_iter=config.checkpoint_every * batch)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, sampler=sampler, drop_last=True)
+    model = ReIDModel(data.num_classes, config.backbone, config.pretrained_path)
+    optimizer = torch.optim.Adam(model.parameter_groups(config.lr, config.lr_head or config.lr, config.weight_decay))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    augment = train_augmentation(size, erase_p=config.erase_p)
+    triplet = losses.TripletMarginLoss(margin=config.margin, distance=distances.LpDistance(normalize_embeddings=False))
+    miner = miners.BatchHardMiner(distance=distances.LpDistance(normalize_embeddings=False))
+
+    state_dir, state_file = out_dir / "checkpoint", out_dir / "checkpoint" / "progress.json"
+    step = 0
+    if state_file.is_file():
+        accelerator.load_state(str(state_dir))
+        step = json.loads(state_file.read_text())["step"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), "num_classes": data.num_classes,
+                                                           "label_of": data.label_of}, indent=1))
+    log_path = out_dir / "log.csv"
+    bar = tqdm(total=config.iterations, initial=step, desc="re-id training", unit="it",
+               disable=not progress or not accelerator.is_main_process)
+    end = min(config.iterations, stop_after) if stop_after else config.iterations
+    model.train()
+    while step < end:
+        records = []
+        for images, labels in loader:
+            with accelerator.autocast():
+                images = augment(normalize(images))
+                feature, logits = model(images)
+                ce = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+                tri = triplet(feature.float(), labels, miner(feature.float(), labels))
+                loss = ce + config.triplet_weight * tri
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            records.append({"step": step, "loss": loss.item(), "ce": ce.item(), "triplet": tri.item(),
+                            "lr": scheduler.get_last_lr()[0]})
+            if step >= config.iterations:
+                break
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
+        _save_state(accelerator, state_dir, step)
+    bar.close()
+    if step >= config.iterations and accelerator.is_main_process:
+        state = accelerator.unwrap_model(model).state_dict()
+        tmp = out_dir / ".model.safetensors.tmp"
+        save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp))
+        os.replace(tmp, weights)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return weights
+
+
+def _save_state(accelerator, state_dir: Path, step: int) -> None:
+    """Save the full training state atomically: write beside, then swap folders."""
+    tmp = state_dir.with_name(state_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        (tmp / "progress.json").write_text(json.dumps({"step": step}))
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.replace(tmp, state_dir)
+
+
+def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDModel:
+    """The trained model in eval mode, from a training output folder."""
+    from safetensors.torch import load_file
+
+    out_dir = Path(out_dir)
+    weights = out_dir / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no trained weights in {out_dir}; finish training first (a partial run resumes)")
+    info = json.loads((out_dir / "train_config.json").read_text())
+    model = ReIDModel(info["num_classes"], info["backbone"], None if info["backbone"] != "clip_vit_b16" else info["pretrained_path"])
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathLike, batch: int = 256,
+                     flip: bool = False, device: str = "cpu") -> torch.Tensor:
+    """(N, D) BNNeck features of the manifest rows (averaged with the mirrored image when ``flip``)."""
+    model = model.to(device).eval()
+    data = ManifestImages(frame.assign(pid=0), root, model.preset.image_size)
+    out = []
+    for start in range(0, len(data), batch):
+        images = torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))]).to(device)
+        images = normalize(images)
+        feature = model(images)
+        if flip:
+            feature = 0.5 * (feature + model(images.flip(-1)))
+        out.append(feature.float().cpu())
+    return torch.cat(out)
+
+
+def iterations_for_epochs(num_images: int, epochs: int, P: int, K: int) -> int:
+    """Iterations matching ``epochs`` passes over ``num_images`` at batch P x K."""
+    return max(1, math.ceil(epochs * num_images / (P * K)))
+
+
+def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
+    return replace(config, seed=seed)
