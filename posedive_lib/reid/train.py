@@ -123,6 +123,9 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
     model.train()
     while step < end:
         records = []
+        # MPerClassSampler shuffles its label list in place and keeps it between passes; restoring the
+        # canonical order makes every segment depend only on the RNG state that the checkpoint restores.
+        sampler.labels.sort()
         for images, labels in loader:
             with accelerator.autocast():
                 images = augment(normalize(images))

@@ -1,0 +1,94 @@
+"""Re-ID models and training: BoT structure, augmentation, learning, exact resume, features."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from posedive_lib.data.synthetic.world import WORLD_PROFILES, build_world
+from posedive_lib.reid.data import normalize, select_training_rows, train_augmentation
+from posedive_lib.reid.model import ReIDModel
+from posedive_lib.reid.train import TrainConfig, extract_features, load_reid_model, train_reid
+
+TINY = TrainConfig(iterations=6, checkpoint_every=3, P=4, K=2, warmup=2, milestones=())
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(WORLD_PROFILES["smoke"], root=tmp_path_factory.mktemp("world"), workers=1, progress=False)
+
+
+def test_bot_resnet50_has_last_stride_one_and_bnneck():
+    model = ReIDModel(5, "resnet50").eval()
+    fmap = model.backbone.net(torch.zeros(1, 3, 256, 128)).last_hidden_state
+    assert fmap.shape == (1, 2048, 16, 8)  # stride 16 instead of 32
+    assert not model.bnneck.bias.requires_grad and model.classifier.bias is None
+    model.train()
+    feature, logits = model(torch.zeros(2, 3, 256, 128))
+    assert feature.shape == (2, 2048) and logits.shape == (2, 5)
+
+
+def test_model_errors_and_parameter_groups():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ReIDModel(5, "resnet999")
+    with pytest.raises(FileNotFoundError, match="local weights"):
+        ReIDModel(5, "clip_vit_b16")
+    groups = ReIDModel(5, "tiny").parameter_groups(1e-5, 1e-4, 5e-4)
+    assert [g["lr"] for g in groups] == [1e-5, 1e-4] and len(groups[1]["params"]) == 2  # BN weight + classifier
+
+
+def test_augmentation_keeps_size_and_changes_pixels():
+    torch.manual_seed(0)
+    images = torch.randint(0, 255, (8, 3, 128, 64), dtype=torch.uint8)
+    out = train_augmentation((128, 64), erase_p=1.0)(normalize(images))
+    assert out.shape == (8, 3, 128, 64)
+    assert not torch.allclose(out, normalize(images))
+
+
+def test_generated_rows_can_be_capped_per_identity():
+    frame = pd.DataFrame({"pid": [1] * 5 + [2] * 5, "split": "train",
+                          "source": ["real", "real", "generated", "generated", "generated"] * 2})
+    assert len(select_training_rows(frame)) == 10
+    capped = select_training_rows(frame, generated_cap=1)
+    assert capped.groupby(["pid", "source"]).size().to_dict() == {(1, "generated"): 1, (1, "real"): 2,
+                                                                   (2, "generated"): 1, (2, "real"): 2}
+
+
+def test_training_learns(world, tmp_path):
+    config = TrainConfig(iterations=40, checkpoint_every=20, P=4, K=2, warmup=5, milestones=(), erase_p=0.0, lr=2e-3)
+    train_reid(world.subset("train"), world.root, tmp_path, config, progress=False)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert len(log) == 40
+    assert log.ce.iloc[-5:].mean() < 0.8 * log.ce.iloc[:5].mean()
+
+
+def test_interrupted_training_resumes_exactly(world, tmp_path):
+    train = world.subset("train")
+    straight = train_reid(train, world.root, tmp_path / "a", TINY, progress=False)
+    partial = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, stop_after=3)
+    assert not partial.exists() and (tmp_path / "b" / "checkpoint" / "progress.json").is_file()
+    resumed = train_reid(train, world.root, tmp_path / "b", TINY, progress=False)
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "b" / "checkpoint").exists()
+
+
+def test_features_from_a_trained_model(world, tmp_path):
+    train_reid(world.subset("train"), world.root, tmp_path, TINY, progress=False)
+    model = load_reid_model(tmp_path)
+    test = world.subset("test")
+    features = extract_features(model, test, world.root, batch=16)
+    flipped = extract_features(model, test, world.root, batch=16, flip=True)
+    assert features.shape == (len(test), 128) and torch.isfinite(features).all()
+    assert not torch.allclose(features, flipped)
+    with pytest.raises(FileNotFoundError, match="no trained weights"):
+        load_reid_model(tmp_path / "missing")
+
+
+def test_bad_training_config():
+    with pytest.raises(ValueError, match="P, K >= 2"):
+        TrainConfig(K=1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.5)
