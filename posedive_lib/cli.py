@@ -34,6 +34,34 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
     return written
 
 
+def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterations: int | None = None) -> Path:
+    """Small Re-ID preset on the biased train split vs train + oracle renders; one row per setting and seed."""
+    from dataclasses import replace
+
+    from .data.synthetic.world import build_world
+    from .paths import cache_dir
+    from .reid.data import select_training_rows
+    from .reid.experiment import paired_summary, run_settings, write_table
+    from .reid.train import PRESETS
+
+    world = build_world(profile)
+    m = world.manifest
+    config = PRESETS["tiny"] if iterations is None else replace(PRESETS["tiny"], iterations=iterations)
+    config = replace(config, P=min(config.P, world.config.n_train_ids))  # the smoke world has few identities
+    settings = {
+        "baseline": lambda: select_training_rows(m[m["set"] == "train"]),
+        "oracle": lambda: select_training_rows(m[m["set"].isin(["train", "oracle"])]),
+    }
+    test = m[m["set"] == "test"]
+    runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{iterations or config.iterations}"
+    results = run_settings(settings, test, world.root, runs, seeds, config)
+    path = write_table(results, out or results_dir() / "experiments" / "oracle_check.csv")
+    print(results.to_string(index=False))
+    print(paired_summary(results, "baseline").to_string())
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posedive", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", type=Path, default=None, help="output folder (default results/<profile>)")
     run_p.add_argument("--seed", type=int, default=0)
     run_p.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
+    oracle_p = sub.add_parser("oracle-check", help="Re-ID baseline vs + oracle renders on the synthetic world")
+    oracle_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    oracle_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    oracle_p.add_argument("--iterations", type=int, default=None, help="training iterations (default: the tiny preset)")
+    oracle_p.add_argument("--out", type=Path, default=None, help="CSV path (default results/experiments/oracle_check.csv)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers)
+    elif args.command == "oracle-check":
+        oracle_check(args.profile, args.seeds, args.out, args.iterations)
     return 0
 
 

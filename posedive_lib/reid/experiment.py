@@ -1,0 +1,70 @@
+"""Re-ID experiments on manifests: train a setting with a seed, evaluate query vs gallery, collect rows.
+
+A setting names which training rows are used (e.g. the real train split, or train plus oracle
+renders); every setting is run with the same seeds so results compare seed by seed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+
+from .evaluation import evaluate
+from .train import TrainConfig, extract_features, load_reid_model, train_reid
+
+
+def evaluate_model(model, manifest: pd.DataFrame, root, flip: bool = False) -> dict:
+    """mAP / R1 / R5 / R10 (percent) of ``model`` on the query and gallery rows of ``manifest``."""
+    query, gallery = manifest[manifest["split"] == "query"], manifest[manifest["split"] == "gallery"]
+    if query.empty or gallery.empty:
+        raise ValueError("the manifest needs query and gallery rows to evaluate on")
+    qf = extract_features(model, query, root, flip=flip)
+    gf = extract_features(model, gallery, root, flip=flip)
+    metrics = evaluate(qf, gf, query.pid.values, gallery.pid.values, query.camid.values, gallery.camid.values)
+    return {**metrics.as_dict(), "num_valid_queries": metrics.num_valid_queries}
+
+
+def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
+                 out_dir: str | os.PathLike, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
+                 progress: bool = True) -> pd.DataFrame:
+    """Train and evaluate every setting with every seed; one row per (setting, seed).
+
+    Each run trains into ``out_dir/<setting>/seed<k>``: finished runs are reused and interrupted ones
+    resume, so the whole experiment can be re-run after a crash at no extra cost.
+    """
+    if len(seeds) < 1:
+        raise ValueError("give at least one seed (experiments report at least three)")
+    rows = []
+    for seed in seeds:
+        for name, rows_of in settings.items():
+            train = rows_of()
+            run_dir = Path(out_dir) / name / f"seed{seed}"
+            train_reid(train, root, run_dir, replace(config, seed=seed), progress=progress)
+            scores = evaluate_model(load_reid_model(run_dir), test, root)
+            rows.append({"setting": name, "seed": seed, **{k: round(v, 2) if isinstance(v, float) else v
+                                                           for k, v in scores.items()}, "train_images": len(train)})
+    return pd.DataFrame(rows)
+
+
+def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP") -> pd.DataFrame:
+    """Per setting: mean and std of ``metric`` and of its seed-by-seed difference to ``baseline``."""
+    table = results.pivot(index="seed", columns="setting", values=metric)
+    if baseline not in table:
+        raise ValueError(f"baseline setting {baseline!r} not in results ({list(table.columns)})")
+    diff = table.sub(table[baseline], axis=0)
+    return pd.DataFrame({"mean": table.mean(), "std": table.std(ddof=1), "paired_diff_mean": diff.mean(),
+                         "paired_diff_std": diff.std(ddof=1), "better_on_seeds": (diff > 0).sum(),
+                         "seeds": table.count()}).round(2)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a CSV atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
