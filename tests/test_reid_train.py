@@ -92,3 +92,16 @@ def test_bad_training_config():
         TrainConfig(K=1)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.5)
+
+
+def test_clip_backbone_loads_from_a_local_folder(tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=32, patch_size=16, projection_dim=24)
+    CLIPVisionModelWithProjection(config).save_pretrained(tmp_path / "clip")
+    model = ReIDModel(5, "clip_vit_b16", tmp_path / "clip").train()
+    feature, logits = model(torch.randn(2, 3, 256, 128))  # position embeddings interpolated to 16 x 8 patches
+    assert feature.shape == (2, 24) and logits.shape == (2, 5)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        ReIDModel(5, "clip_vit_b16", tmp_path / "missing")
