@@ -59,7 +59,7 @@ def validate_manifest(frame: pd.DataFrame, root: str | os.PathLike | None = None
         (~frame["split"].isin(SPLITS), f"unknown split (use one of {SPLITS})", "split"),
         (~frame["source"].isin(SOURCES), f"unknown source (use one of {SOURCES})", "source"),
         (frame["path"].isna() | (paths == ""), "empty path", "path"),
-        (frame["path"].duplicated(keep=False), "duplicate path", "path"),
+        (paths.map(os.path.normpath).duplicated(keep=False), "duplicate path", "path"),
         (paths.map(lambda p: Path(p).is_absolute() or ".." in Path(p).parts),
          "path escapes the data root (use paths relative to it, without '..')", "path"),
     ]
@@ -95,6 +95,8 @@ def _image_is_readable(path: Path) -> bool:
 def new_manifest(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """A manifest frame with the required columns first, integer ids and empty optional columns."""
     frame = pd.DataFrame(rows).copy()
+    if frame.empty and not len(frame.columns):  # no rows: keep the schema so validation says "no rows"
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in REQUIRED_COLUMNS})
     for column in OPTIONAL_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
@@ -113,11 +115,15 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike, root: str | os.
     validate_manifest(frame, root, name=path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a column Parquet cannot store: leave neither a partial file nor the temp file
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

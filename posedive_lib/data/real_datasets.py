@@ -105,11 +105,12 @@ def _market_rows(root: Path, sub: Path, dataset: str) -> list[dict]:
     return rows
 
 
-def _load_market_layout(root: str | os.PathLike, sub: Path, dataset: str, check_images: bool) -> pd.DataFrame:
+def _load_market_layout(root: str | os.PathLike, sub: Path, dataset: str, check_images: bool,
+                        note: str = "") -> pd.DataFrame:
     root = Path(root)
-    layout = (f"{', '.join(f + '/' for f in MARKET_FOLDERS.values())} under {(root / sub).as_posix()} "
-              f"with names like {MARKET_EXAMPLE}")
-    check_before_run(root, [(sub / f).as_posix() for f in MARKET_FOLDERS.values()], layout=layout)
+    folders = [(sub / f).as_posix() for f in MARKET_FOLDERS.values()]
+    layout = f"{', '.join(f + '/' for f in folders)} with names like {MARKET_EXAMPLE}{note}"
+    check_before_run(root, folders, layout=layout)
     frame = new_manifest(_market_rows(root, sub, dataset))
     return validate_manifest(frame, root, check_images=check_images, name=dataset)
 
@@ -118,8 +119,8 @@ def load_market1501(root: str | os.PathLike, check_images: bool = False) -> pd.D
     """Market-1501 (Zheng et al., ICCV 2015) from ``root/{bounding_box_train,query,bounding_box_test}``.
 
     Names ``0002_c1s1_000451_03.jpg``: pid 2, camera 1 (6 cameras). Published: train 12,936 images /
-    751 ids, query 3,368, gallery 19,732 raw and 15,913 after dropping junk (pid -1); the 2,793
-    distractors (pid 0) stay in the gallery. Also reads any folder written by
+    751 ids, query 3,368, gallery 19,732 raw and 15,913 after dropping junk (pid -1); distractors
+    (pid 0) stay in the gallery. Also reads any folder written by
     :func:`posedive_lib.data.export.export_market_layout` (cameras >= 10 included).
     """
     return _load_market_layout(root, Path(), "market1501", check_images)
@@ -144,10 +145,11 @@ def load_cuhk03(root: str | os.PathLike, variant: str = "labeled", check_images:
     if variant not in CUHK03_VARIANTS:
         raise ValueError(f"CUHK03 variant must be one of {CUHK03_VARIANTS}, got {variant!r}")
     sub = Path("cuhk03-np", variant) if (Path(root) / "cuhk03-np").is_dir() else Path(variant)
-    return _load_market_layout(root, sub, f"cuhk03_{variant}", check_images)
+    return _load_market_layout(root, sub, f"cuhk03_{variant}", check_images,
+                               note=" (or the same under cuhk03-np/)")
 
 
-def _msmt_version(root: Path, version: str | None) -> str:
+def _msmt_version(root: Path, version: str | None, lists: list[str]) -> str:
     if version is not None:
         if version not in MSMT_FOLDERS:
             raise ValueError(f"MSMT17 version must be one of {tuple(MSMT_FOLDERS)}, got {version!r}")
@@ -157,9 +159,10 @@ def _msmt_version(root: Path, version: str | None) -> str:
         raise ValueError(f"MSMT17: both V1 (train/, test/) and V2 (mask_train_v2/, mask_test_v2/) folders under "
                          f"{root}; pass version='v1' or version='v2'")
     if not found:
-        raise FileNotFoundError(f"MSMT17: no image folders under {root}; expected train/ and test/ (V1) or "
-                                "mask_train_v2/ and mask_test_v2/ (V2) next to list_train.txt, list_val.txt, "
-                                "list_query.txt, list_gallery.txt")
+        missing = [f"{f}/" for folders in MSMT_FOLDERS.values() for f in folders if not (root / f).is_dir()]
+        missing += [name for name in lists if not (root / name).is_file()]
+        raise FileNotFoundError(f"MSMT17: missing {', '.join(missing)} under {root}; expected train/ and test/ (V1) "
+                                f"or mask_train_v2/ and mask_test_v2/ (V2) next to {', '.join(lists)}")
     return found[0]
 
 
@@ -196,14 +199,16 @@ def load_msmt17(root: str | os.PathLike, include_val: bool = True, version: str 
     """
     root = Path(root)
     check_before_run(root, layout="an MSMT17 folder")
-    version = _msmt_version(root, version)
-    train_dir, test_dir = MSMT_FOLDERS[version]
-    lists = [("list_train.txt", train_dir, "train")]
-    lists += [("list_val.txt", train_dir, "train")] if include_val else []
-    lists += [("list_query.txt", test_dir, "query"), ("list_gallery.txt", test_dir, "gallery")]
-    check_before_run(root, [train_dir, test_dir], [name for name, _, _ in lists],
-                     layout=f"MSMT17 {version.upper()}: {train_dir}/, {test_dir}/ and list_*.txt files")
-    rows = [row for name, image_dir, split in lists for row in _msmt_rows(root, name, image_dir, split)]
+    lists = {"list_train.txt": "train", "list_val.txt": "train", "list_query.txt": "query",
+             "list_gallery.txt": "gallery"}
+    if not include_val:
+        del lists["list_val.txt"]
+    version = _msmt_version(root, version, list(lists))
+    folders = dict(zip(("train", "test"), MSMT_FOLDERS[version]))
+    check_before_run(root, folders.values(), lists,
+                     layout=f"MSMT17 {version.upper()}: {', '.join(f + '/' for f in folders.values())} and list_*.txt")
+    rows = [row for name, split in lists.items()
+            for row in _msmt_rows(root, name, folders["train" if split == "train" else "test"], split)]
     return validate_manifest(new_manifest(rows), root, check_images=check_images, name="msmt17")
 
 
@@ -212,8 +217,8 @@ DATASETS: dict[str, Callable[..., pd.DataFrame]] = {
     "dukemtmc": load_dukemtmc,
     "msmt17": load_msmt17,
     "cuhk03": load_cuhk03,
-    "cuhk03_labeled": lambda root, **options: load_cuhk03(root, variant=options.pop("variant", "labeled"), **options),
-    "cuhk03_detected": lambda root, **options: load_cuhk03(root, variant=options.pop("variant", "detected"), **options),
+    "cuhk03_labeled": lambda root, **options: load_cuhk03(root, **{"variant": "labeled", **options}),
+    "cuhk03_detected": lambda root, **options: load_cuhk03(root, **{"variant": "detected", **options}),
 }
 _ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmc", "dukemtmc-reid": "dukemtmc",
             "cuhk03-np": "cuhk03", "cuhk03np": "cuhk03"}
