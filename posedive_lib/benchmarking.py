@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from .paths import results_dir
+from .paths import atomic_output, results_dir
 
 REQUIRED_FIELDS = ("name", "value", "unit", "higher_is_better", "device", "details")
 
@@ -42,7 +42,6 @@ def write_benchmark(name: str, value: float, unit: str, higher_is_better: bool, 
     out_dir = Path(out_dir or results_dir() / "benchmarks")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
     return path

@@ -36,7 +36,9 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
 
 def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterations: int | None = None) -> Path:
     """Small Re-ID preset on the biased train split vs train + oracle renders; one row per setting and seed."""
-    from dataclasses import replace
+    import hashlib
+    import json
+    from dataclasses import asdict, replace
 
     from .data.synthetic.world import build_world
     from .paths import cache_dir
@@ -53,7 +55,8 @@ def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterat
         "oracle": lambda: select_training_rows(m[m["set"].isin(["train", "oracle"])]),
     }
     test = m[m["set"] == "test"]
-    runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{iterations or config.iterations}"
+    config_key = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
+    runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{config_key}"
     results = run_settings(settings, test, world.root, runs, seeds, config)
     path = write_table(results, out or results_dir() / "experiments" / "oracle_check.csv")
     print(results.to_string(index=False))

@@ -1,7 +1,6 @@
 """Condition gallery overview: poses from every source under uniformly sampled viewpoints."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ import pandas as pd
 
 from .body.anny_body import AnnyBody
 from .body.poses import ExternalPoseLibrary, GaitPoses, StandingPoses
+from .paths import atomic_output
 from .render.camera import ViewpointSampler
 from .render.pipeline import ConditionMaps, ConditionRenderer
 
@@ -62,8 +62,8 @@ def save_gallery(maps: ConditionMaps, table: pd.DataFrame, out_dir: Path) -> lis
     out_dir.mkdir(parents=True, exist_ok=True)
     figure, csv = out_dir / "condition_gallery.png", out_dir / "condition_gallery.csv"
     fig = plot_gallery(maps, table)
-    fig.savefig(figure.with_suffix(".tmp.png"), dpi=110)
-    table.to_csv(csv.with_suffix(".tmp.csv"), index=False, float_format="%.2f")
-    os.replace(figure.with_suffix(".tmp.png"), figure)
-    os.replace(csv.with_suffix(".tmp.csv"), csv)
+    with atomic_output(figure) as tmp:
+        fig.savefig(tmp, dpi=110)
+    with atomic_output(csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
     return [figure, csv]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,6 +15,23 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("POSEDIVE_CACHE", PROJECT_ROOT / ".cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden sibling path to write to; it replaces ``path`` only if the block succeeds.
+
+    The temporary name keeps the suffix, so writers that infer the format from it still work.
+    No half-written file is ever left at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def results_dir() -> Path:

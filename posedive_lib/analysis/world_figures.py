@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..paths import atomic_output
+
 
 def _agg():
     import matplotlib
@@ -76,11 +78,5 @@ def plot_viewpoint_bias(manifest: pd.DataFrame):
 
 def save_figure(fig, path) -> None:
     """Save atomically (no half-written figure if interrupted)."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)

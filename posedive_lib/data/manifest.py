@@ -20,6 +20,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..paths import atomic_output
+
 REQUIRED_COLUMNS = ("path", "pid", "camid", "split", "dataset", "source")
 OPTIONAL_COLUMNS = ("azimuth", "elevation", "pose_id", "keypoints", "parent", "condition_id", "seed",
                     "content_hash")
@@ -114,16 +116,11 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike, root: str | os.
         raise ValueError(f"manifest file must end in .csv or .parquet, got {path.name}")
     validate_manifest(frame, root, name=path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_output(path) as tmp:  # e.g. a column Parquet cannot store: no partial file, no temp file
         if path.suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:  # e.g. a column Parquet cannot store: leave neither a partial file nor the temp file
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..body.joints import COCO17_INDEX
+from ..paths import atomic_output
 from ..render.viewpoint import angular_difference
 from .manifest import decode_keypoints
 
@@ -120,12 +121,9 @@ def apply_split(frame: pd.DataFrame, definition: dict) -> pd.DataFrame:
 
 def save_split(definition: dict, path: str | os.PathLike) -> Path:
     """Write the definition as JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(definition, indent=1))
-    os.replace(tmp, path)
-    return path
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(definition, indent=1))
+    return Path(path)
 
 
 def load_split(path: str | os.PathLike) -> dict:

@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from ..paths import atomic_output
 from .evaluation import evaluate
 from .train import TrainConfig, extract_features, load_reid_model, train_reid
 
@@ -62,9 +63,6 @@ def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP") ->
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a CSV atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    with atomic_output(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..paths import atomic_output
 from .data import ManifestImages, normalize, train_augmentation
 from .model import BACKBONES, ReIDModel
 
@@ -52,7 +53,9 @@ class TrainConfig:
 
 
 PRESETS = {
-    "tiny": TrainConfig(),  # the embedded default: minutes on a laptop CPU
+    # The embedded default (about 2 minutes on 2 CPU cores). At 3.5e-4 for 600 iterations the
+    # from-scratch tiny ResNet underfits (train CE 3.3 of 4.8 at the end), hence the higher rate.
+    "tiny": TrainConfig(iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85)),
     "bot": TrainConfig(backbone="resnet50", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
     "diffid": TrainConfig(backbone="resnet50", iterations=20000, P=32, K=8, lr=1e-5, lr_head=1e-4, margin=0.5,
                           label_smoothing=0.0, warmup=0, milestones=(), checkpoint_every=2000),
@@ -150,9 +153,8 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
     bar.close()
     if step >= config.iterations and accelerator.is_main_process:
         state = accelerator.unwrap_model(model).state_dict()
-        tmp = out_dir / ".model.safetensors.tmp"
-        save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp))
-        os.replace(tmp, weights)
+        with atomic_output(weights) as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp))
         shutil.rmtree(state_dir, ignore_errors=True)
     return weights
 

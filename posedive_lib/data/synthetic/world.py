@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...paths import cache_dir
+from ...paths import atomic_output, cache_dir
 from ..manifest import encode_keypoints, new_manifest, read_manifest, write_manifest
 
 SETS = ("train", "test", "oracle", "fashion")
@@ -191,11 +191,8 @@ def render_shots(renderer, config, sources, looks, shots: list[ShotSpec], root: 
         out = renderer.render([Shot(identity_of(config, s.pid), p, s.elevation, s.azimuth, looks[s.camid], s.seed)
                                for s, p in zip(specs, poses)])
         for spec, pose, image, kp, el, az in zip(specs, poses, out.images, out.keypoints, out.elevation, out.azimuth):
-            path = root / spec.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            Image.fromarray(image).save(tmp, format="JPEG", quality=95)
-            os.replace(tmp, path)
+            with atomic_output(root / spec.path) as tmp:
+                Image.fromarray(image).save(tmp, format="JPEG", quality=95)
             rows.append({
                 "path": spec.path, "pid": spec.pid, "camid": spec.camid, "split": spec.split,
                 "dataset": "synthetic_fashion" if spec.set == "fashion" else "synthetic",
@@ -274,9 +271,8 @@ def _render_chunks(config, root, todo, parts, workers, progress, total, done) ->
     bar = tqdm(total=total, initial=done, unit="img", desc="synthetic world", disable=not progress)
 
     def save(index, rows):
-        tmp = parts / f".chunk_{index:05d}.csv.tmp"
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-        os.replace(tmp, parts / f"chunk_{index:05d}.csv")
+        with atomic_output(parts / f"chunk_{index:05d}.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
         bar.update(len(rows))
 
     try:
