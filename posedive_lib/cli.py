@@ -59,8 +59,10 @@ def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterat
     runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{config_key}"
     results = run_settings(settings, test, world.root, runs, seeds, config)
     path = write_table(results, out or results_dir() / "experiments" / "oracle_check.csv")
+    summary = paired_summary(results, "baseline")
+    write_table(summary.reset_index(), path.with_name(path.stem + "_summary.csv"))
     print(results.to_string(index=False))
-    print(paired_summary(results, "baseline").to_string())
+    print(summary.to_string())
     print(f"wrote {path}")
     return path
 
