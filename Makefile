@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/conditions_per_s.py
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean-cache:
 	rm -rf .cache
