@@ -42,3 +42,26 @@ def test_environment_yml_takes_versions_from_constraints():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "-c constraints.txt" in pip and any(p.startswith("-e .") for p in pip)
     assert all(p.startswith("-") for p in pip), "pin versions in constraints.txt, not in environment.yml"
+
+
+def test_every_library_import_is_a_declared_dependency():
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    declared = {Requirement(s).name.lower().replace("_", "-")
+                for s in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    providers = packages_distributions()
+    missing = set()
+    for path in (PROJECT_ROOT / "posedive_lib").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "posedive_lib":
+                    continue
+                dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+                if not dists & declared:
+                    missing.add(f"{top} ({path.relative_to(PROJECT_ROOT)})")
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
