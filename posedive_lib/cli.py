@@ -36,12 +36,10 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
 
 def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterations: int | None = None) -> Path:
     """Small Re-ID preset on the biased train split vs train + oracle renders; one row per setting and seed."""
-    import hashlib
-    import json
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from .data.synthetic.world import build_world
-    from .paths import cache_dir
+    from .paths import cache_dir, config_key
     from .reid.data import select_training_rows
     from .reid.experiment import paired_summary, run_settings, write_table
     from .reid.train import PRESETS
@@ -55,8 +53,7 @@ def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterat
         "oracle": lambda: select_training_rows(m[m["set"].isin(["train", "oracle"])]),
     }
     test = m[m["set"] == "test"]
-    config_key = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
-    runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{config_key}"
+    runs = cache_dir() / "runs" / f"oracle_check-{profile}-{world.config.key()}-{config_key(config, length=8)}"
     results = run_settings(settings, test, world.root, runs, seeds, config)
     path = write_table(results, out or results_dir() / "experiments" / "oracle_check.csv")
     summary = paired_summary(results, "baseline")

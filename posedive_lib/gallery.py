@@ -8,6 +8,7 @@ import pandas as pd
 
 from .body.anny_body import AnnyBody
 from .body.poses import ExternalPoseLibrary, GaitPoses, StandingPoses
+from .analysis.world_figures import headless_pyplot
 from .paths import atomic_output
 from .render.camera import ViewpointSampler
 from .render.pipeline import ConditionMaps, ConditionRenderer
@@ -22,7 +23,6 @@ def render_gallery(n: int, seed: int = 0, width: int = 192, height: int = 384,
     n_gait, n_stand = max(1, n // 6), n // 6
     poses = GaitPoses(seed).sample(n_gait, rng) + StandingPoses(seed).sample(n_stand, rng) \
         + ExternalPoseLibrary(seed).sample(n - n_gait - n_stand, rng)
-    poses = poses[:n]
     elevation, azimuth = sampler.sample(n, rng)
     maps = ConditionRenderer(AnnyBody(), width, height).render(poses, elevation, azimuth)
     table = pd.DataFrame({
@@ -35,11 +35,7 @@ def render_gallery(n: int, seed: int = 0, width: int = 192, height: int = 384,
 
 def plot_gallery(maps: ConditionMaps, table: pd.DataFrame, max_columns: int = 12):
     """Figure: one column per sample, rows depth / normal / skeleton."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = headless_pyplot()
     n = min(len(maps), max_columns)
     fig, axes = plt.subplots(3, n, figsize=(1.3 * n, 7.4), squeeze=False)
     for i in range(n):

@@ -1,6 +1,8 @@
 """Project folders: the git-ignored cache (Anny model data, warp kernels) and the results folder."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -32,6 +34,14 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def config_key(config, extra=None, length: int = 10) -> str:
+    """Short stable hash of a dataclass config (plus ``extra``), for naming cached outputs."""
+    from dataclasses import asdict
+
+    payload = json.dumps({"config": asdict(config), "extra": extra}, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:length]
 
 
 def results_dir() -> Path:

@@ -124,3 +124,21 @@ def test_bad_world_config_is_rejected():
         WorldConfig(train_cameras=8, test_cameras=6)
     with pytest.raises(ValueError, match="unknown world profile"):
         build_world("gigantic")
+
+
+def test_oracle_renderer_shows_true_identities_in_any_pose(person_renderer):
+    from posedive_lib.body.poses import ExternalPoseLibrary
+    from posedive_lib.data.synthetic.world import OracleRenderer
+
+    oracle = OracleRenderer(SMOKE, renderer=person_renderer)
+    poses = ExternalPoseLibrary(seed=9).sample(3, np.random.default_rng(0))
+    out = oracle.render([1, 2, 3], poses, 20.0, np.array([30.0, 150.0, 270.0]), camid=2)
+    assert out.images.shape == (3, 128, 64, 3)
+    again = oracle.render([1, 2, 3], poses, 20.0, np.array([30.0, 150.0, 270.0]), camid=2)
+    np.testing.assert_array_equal(out.images, again.images)  # deterministic from the seed
+    with pytest.raises(ValueError, match="one pose per identity"):
+        oracle.render([1, 2], poses, 20.0, 0.0)
+    with pytest.raises(ValueError, match="not in this world's network"):
+        oracle.render([1], poses[:1], 20.0, 0.0, camid=99)
+    with pytest.raises(ValueError, match="no shots"):
+        person_renderer.render([])

@@ -8,7 +8,8 @@ from PIL import Image
 from ..paths import atomic_output
 
 
-def _agg():
+def headless_pyplot():
+    """``matplotlib.pyplot`` on the Agg backend unless a backend was chosen (notebooks keep theirs)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -19,7 +20,7 @@ def _agg():
 
 def plot_identity_grid(manifest: pd.DataFrame, root, n_ids: int = 8, per_set: int = 5, seed: int = 0):
     """Rows: identities; left block: train images (biased views), right block: oracle images (diverse)."""
-    plt = _agg()
+    plt = headless_pyplot()
     rng = np.random.default_rng(seed)
     train = manifest[manifest["set"] == "train"]
     oracle = manifest[manifest["set"] == "oracle"]
@@ -53,7 +54,7 @@ def plot_identity_grid(manifest: pd.DataFrame, root, n_ids: int = 8, per_set: in
 
 def plot_viewpoint_bias(manifest: pd.DataFrame):
     """Histograms of torso-measured azimuth and elevation, train versus test."""
-    plt = _agg()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     sets = [("train", "tab:blue"), ("test", "tab:orange"), ("oracle", "tab:green")]
     for name, colour in sets:

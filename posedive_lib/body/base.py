@@ -27,14 +27,6 @@ class PosedBody:
     def __len__(self) -> int:
         return self.vertices.shape[0]
 
-    def centers(self) -> torch.Tensor:
-        """(B, 3) centre of each body's bounding box: the point cameras aim at."""
-        return 0.5 * (self.vertices.amin(dim=1) + self.vertices.amax(dim=1))
-
-    def __getitem__(self, index) -> "PosedBody":
-        index = [index] if isinstance(index, int) else index
-        return PosedBody(self.vertices[index], self.faces, self.joints[index])
-
 
 class BodyModel(ABC):
     """Turns shape parameters and SMPL-convention poses into posed meshes and joints."""

@@ -232,8 +232,10 @@ class ExternalPoseLibrary(PoseSource):
     def __init__(self, seed: int = 0, size: int = 2000, families: Sequence[str] = EXTERNAL_FAMILIES,
                  jitter_deg: float = 12.0):
         super().__init__(seed, size)
+        if not families:
+            raise ValueError(f"no pose families given; choose from {EXTERNAL_FAMILIES}")
         unknown = set(families) - set(EXTERNAL_FAMILIES)
-        if unknown or not families:
+        if unknown:
             raise ValueError(f"unknown pose families {sorted(unknown)}; choose from {EXTERNAL_FAMILIES}")
         self.families = tuple(families)
         self.jitter_deg = float(jitter_deg)
@@ -310,5 +312,3 @@ class AmassPoses(PoseSource):
         root = Rotation.from_euler("y", -heading) * root
         return Pose(f"amass:{stem}:{frame:06d}", body, root.as_rotvec(), family="amass")
 
-
-POSE_SOURCES = {"gait": GaitPoses, "standing": StandingPoses, "external": ExternalPoseLibrary}

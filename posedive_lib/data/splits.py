@@ -115,7 +115,8 @@ def apply_split(frame: pd.DataFrame, definition: dict) -> pd.DataFrame:
     test = test[test["pid"].isin(test.loc[test["split"] == "gallery", "pid"])]  # every query needs a gallery match
     out = pd.concat([train, test]).reset_index(drop=True)
     if out.empty or (out["split"] == "train").sum() == 0 or (out["split"] == "query").sum() == 0:
-        raise ValueError("the split keeps no train or no test images; widen half_width or change test_fraction")
+        hint = "widen half_width or lower gap" if definition["kind"] == "cam" else "change clusters or train_cluster_fraction"
+        raise ValueError(f"the split keeps no train or no test images; {hint}, or change test_fraction")
     return out
 
 

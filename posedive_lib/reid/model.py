@@ -67,7 +67,6 @@ class CLIPBackbone(nn.Module):
             raise FileNotFoundError("the CLIP preset needs local weights: pass pretrained_path=<folder with "
                                     "config.json and model.safetensors of openai/clip-vit-base-patch16>")
         self.net = CLIPVisionModelWithProjection.from_pretrained(_existing(pretrained_path, "CLIP"))
-        self.image_size = preset.image_size
         self.out_dim = self.net.config.projection_dim
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,9 @@ so a killed run resumes from the last segment and continues exactly as if never 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from ..paths import atomic_output
 from .data import ManifestImages, normalize, train_augmentation
+from .evaluation import flip_average
 from .model import BACKBONES, ReIDModel
 
 
@@ -187,7 +187,7 @@ def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDMode
 @torch.no_grad()
 def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathLike, batch: int = 256,
                      flip: bool = False, device: str = "cpu") -> torch.Tensor:
-    """(N, D) BNNeck features of the manifest rows (averaged with the mirrored image when ``flip``)."""
+    """(N, D) BNNeck features of the manifest rows (with ``flip``: averaged with the mirror image, L2-normalised)."""
     model = model.to(device).eval()
     data = ManifestImages(frame.assign(pid=0), root, model.preset.image_size)
     out = []
@@ -196,15 +196,7 @@ def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathL
         images = normalize(images)
         feature = model(images)
         if flip:
-            feature = 0.5 * (feature + model(images.flip(-1)))
+            feature = flip_average(feature, model(images.flip(-1)))
         out.append(feature.float().cpu())
     return torch.cat(out)
 
-
-def iterations_for_epochs(num_images: int, epochs: int, P: int, K: int) -> int:
-    """Iterations matching ``epochs`` passes over ``num_images`` at batch P x K."""
-    return max(1, math.ceil(epochs * num_images / (P * K)))
-
-
-def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
-    return replace(config, seed=seed)

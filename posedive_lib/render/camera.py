@@ -16,6 +16,11 @@ BODY_FRONT = np.array([0.0, -1.0, 0.0])  # rest-pose facing direction in world a
 BODY_LEFT = np.array([1.0, 0.0, 0.0])
 
 
+def check_image_size(width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width} x {height}")
+
+
 @dataclass
 class Cameras:
     """A batch of pinhole cameras: ``x_cam = R @ x_world + t``, ``pixel ~ K @ x_cam``."""
@@ -27,8 +32,7 @@ class Cameras:
     height: int
 
     def __post_init__(self):
-        if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"image size must be positive, got {self.width} x {self.height}")
+        check_image_size(self.width, self.height)
 
     def __len__(self) -> int:
         return self.R.shape[0]
@@ -96,8 +100,7 @@ def fit_intrinsics(points_cam: np.ndarray, width: int, height: int, margin: floa
     The bounding box of the projected points is centred and scaled so its longer side (relative
     to the crop) fills the crop minus ``margin`` on each side.
     """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
+    check_image_size(width, height)
     if not 0 <= margin < 0.5:
         raise ValueError(f"margin must lie in [0, 0.5), got {margin}")
     z = points_cam[..., 2]

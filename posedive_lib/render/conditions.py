@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..body.joints import OPENPOSE18_COLORS, OPENPOSE18_LIMBS, coco17_to_openpose18
+from .camera import check_image_size
 
 DEPTH_FLOOR = 0.15
 _NORMAL_TO_DISPLAY = np.array([1.0, -1.0, -1.0], np.float32)  # OpenCV camera axes -> x right, y up, z to viewer
@@ -47,8 +48,7 @@ def draw_skeleton(keypoints_uvz: np.ndarray, width: int, height: int, stick_widt
 
     Joints behind the camera (depth <= 0) are left out with their limbs.
     """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
+    check_image_size(width, height)
     stick = stick_width or max(1, round(4 * height / 512))
     out = np.zeros((len(keypoints_uvz), height, width, 3), np.uint8)
     points = coco17_to_openpose18(np.asarray(keypoints_uvz, float))

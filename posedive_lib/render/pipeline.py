@@ -9,7 +9,7 @@ import torch
 
 from ..body.base import BodyModel, PosedBody
 from ..body.poses import Pose
-from .camera import Cameras, orbit_cameras
+from .camera import Cameras, check_image_size, orbit_cameras
 from .conditions import draw_skeleton, encode_depth, encode_normal
 from .raycast import RayCaster
 from .viewpoint import body_viewpoint
@@ -42,8 +42,7 @@ class ConditionRenderer:
 
     def __init__(self, body: BodyModel, width: int = 192, height: int = 384, distance: float = 5.0,
                  margin: float = 0.06, device: str | None = None):
-        if width <= 0 or height <= 0:
-            raise ValueError(f"image size must be positive, got {width} x {height}")
+        check_image_size(width, height)
         self.body, self.width, self.height = body, int(width), int(height)
         self.distance, self.margin = float(distance), float(margin)
         self.caster = RayCaster(body.faces.cpu(), template=body.rest_vertices(), device=device)

@@ -63,15 +63,6 @@ class Identity:
     bag_side: int = 0  # +1 left hip, -1 right hip, 0 none
     bag: np.ndarray | None = field(default=None, hash=False)
 
-    def describe(self) -> str:
-        bits = [self.pattern, "long sleeves" if self.long_sleeves else "short sleeves", "shorts" if self.shorts else "trousers"]
-        if self.long_hair:
-            bits.append("long hair")
-        if self.backpack is not None:
-            bits.append("backpack")
-        if self.bag_side:
-            bits.append(f"bag {'left' if self.bag_side > 0 else 'right'}")
-        return ", ".join(bits)
 
 
 def _pick(rng: np.random.Generator, jitter: float = 0.06) -> np.ndarray:
@@ -107,14 +98,15 @@ class BodyCanvas:
         dominant = model.vertex_bone_indices.gather(1, model.vertex_bone_weights.argmax(1, keepdim=True))[:, 0]
         vertex_part = np.array([PARTS.index(bone_part(labels[i])) for i in dominant.tolist()])
         faces = body.faces.cpu().numpy()
-        rest = body.rest_vertices()
+        from ...body.poses import Pose
+
+        rest_body = body([Pose("rest", np.zeros((23, 3)))])
+        rest = rest_body.vertices[0].cpu().numpy()
         self.num_faces = len(faces)
         self.vertex_part = vertex_part
         self.part = vertex_part[faces[:, 0]]
         self.center = rest[faces].mean(1)  # (F, 3) position on the mean rest body
-        from ...body.poses import Pose
-
-        joints = body([Pose("rest", np.zeros((23, 3)))]).joints[0].cpu().numpy()
+        joints = rest_body.joints[0].cpu().numpy()
         self.shoulder_z = joints[[COCO17_INDEX["left_shoulder"], COCO17_INDEX["right_shoulder"]], 2].mean()
         self.hip_z = joints[[COCO17_INDEX["left_hip"], COCO17_INDEX["right_hip"]], 2].mean()
         self.eye_z = joints[COCO17_INDEX["left_eye"], 2]

@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 
 from ...body.anny_body import AnnyBody
 from ...body.poses import Pose
-from ...render.camera import orbit_cameras
+from ...render.camera import check_image_size, orbit_cameras
 from ...render.raycast import RayCaster
 from ...render.viewpoint import body_viewpoint
 from .accessories import AccessoryRig
@@ -79,8 +79,7 @@ class PersonRenderer:
 
     def __init__(self, width: int = 64, height: int = 128, supersample: int = 1, distance: float = 6.0,
                  margin: float = 0.05, body: AnnyBody | None = None):
-        if width <= 0 or height <= 0:
-            raise ValueError(f"image size must be positive, got {width} x {height}")
+        check_image_size(width, height)
         if supersample < 1:
             raise ValueError(f"supersample must be a positive integer, got {supersample}")
         self.width, self.height, self.ss = int(width), int(height), int(supersample)
@@ -91,14 +90,18 @@ class PersonRenderer:
         faces = self.rig.faces(self.body.faces.cpu().numpy())
         template = self.rig.vertices(self.canvas.rest_vertices[None], [_NO_ACCESSORY])[0]
         self.caster = RayCaster(faces, template=template)
-        self._albedo: dict[int, np.ndarray] = {}
+        self._albedo: dict[tuple, np.ndarray] = {}
 
     def albedo(self, identity: Identity) -> np.ndarray:
-        if identity.pid not in self._albedo:
-            self._albedo[identity.pid] = self.rig.albedo(self.canvas.albedo(identity), identity)
-        return self._albedo[identity.pid]
+        """Face colours of body and accessories, cached per identity (pid and clothing colours)."""
+        key = (identity.pid, identity.upper.tobytes(), identity.lower.tobytes(), identity.skin.tobytes())
+        if key not in self._albedo:
+            self._albedo[key] = self.rig.albedo(self.canvas.albedo(identity), identity)
+        return self._albedo[key]
 
     def render(self, shots: Sequence[Shot]) -> RenderedBatch:
+        if not shots:
+            raise ValueError("no shots to render: pass at least one Shot")
         identities = [s.identity for s in shots]
         shape = {k: torch.tensor([i.phenotypes[k] for i in identities], dtype=torch.float32)
                  for k in identities[0].phenotypes}
@@ -145,7 +148,6 @@ class PersonRenderer:
         """Composite over a background and apply the camera's look."""
         W, H = self.width, self.height
         rng = np.random.default_rng(shot.seed)
-        image = colour + (1 - alpha) * background(rng, W, H)
         look = shot.look
         image = colour + (1 - alpha) * background(rng, W, H)
         image = image * np.asarray(look.gain, np.float32) + look.offset

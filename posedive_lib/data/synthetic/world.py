@@ -11,7 +11,6 @@ rows are saved when the chunk is complete, so a killed build resumes where it st
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -22,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...paths import atomic_output, cache_dir
+from ...paths import atomic_output, cache_dir, config_key
 from ..manifest import encode_keypoints, new_manifest, read_manifest, write_manifest
 
 SETS = ("train", "test", "oracle", "fashion")
+RENDER_VERSION = 2  # bump when rendering changes what a cached world's images would look like
 FASHION_PID_OFFSET = 100000
 
 
@@ -65,7 +65,8 @@ class WorldConfig:
             raise ValueError(f"train_elevation must be 0 <= min <= max <= 90, got {self.train_elevation}")
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """Names the cache folder: changes with the config and with :data:`RENDER_VERSION`."""
+        return config_key(self, extra=RENDER_VERSION)
 
 
 WORLD_PROFILES = {
@@ -96,12 +97,17 @@ class ShotSpec:
         return f"images/{self.set}/{self.pid:06d}_c{self.camid}_{self.index:03d}.jpg"
 
 
+# Pose source -> (kind, seed offset, size); shot plans draw indices below these sizes.
+POSE_SOURCES = {"gait": ("gait", 0, 1000), "standing": ("standing", 0, 1000),
+                "external_test": ("external", 1000, 4000), "external_oracle": ("external", 2000, 4000),
+                "external_fashion": ("external", 3000, 4000)}
+
+
 def _pose_sources(seed: int) -> dict:
     from ...body.poses import ExternalPoseLibrary, GaitPoses, StandingPoses
 
-    return {"gait": GaitPoses(seed, 1000), "standing": StandingPoses(seed, 1000),
-            "external_test": ExternalPoseLibrary(seed + 1000, 4000), "external_oracle": ExternalPoseLibrary(seed + 2000, 4000),
-            "external_fashion": ExternalPoseLibrary(seed + 3000, 4000)}
+    kinds = {"gait": GaitPoses, "standing": StandingPoses, "external": ExternalPoseLibrary}
+    return {name: kinds[kind](seed + offset, size) for name, (kind, offset, size) in POSE_SOURCES.items()}
 
 
 def plan_shots(config: WorldConfig) -> list[ShotSpec]:
@@ -110,7 +116,7 @@ def plan_shots(config: WorldConfig) -> list[ShotSpec]:
     shots: list[ShotSpec] = []
 
     def add(set_, pid, camid, split, index, source, elevation, azimuth):
-        shots.append(ShotSpec(set_, pid, camid, split, index, source, int(rng.integers(1000 if source in ("gait", "standing") else 4000)),
+        shots.append(ShotSpec(set_, pid, camid, split, index, source, int(rng.integers(POSE_SOURCES[source][2])),
                               round(float(elevation), 3), round(float(azimuth) % 360, 3), int(rng.integers(2**31))))
 
     def in_domain(walk_fraction):
@@ -246,7 +252,8 @@ def build_world(config: WorldConfig | str = "quick", root: str | os.PathLike | N
     if manifest_path.is_file():
         return SyntheticWorld(config, root, read_manifest(manifest_path, root))
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    with atomic_output(root / "config.json") as tmp:
+        tmp.write_text(json.dumps(asdict(config), indent=1))
     shots = plan_shots(config)
     chunks = [shots[i:i + chunk_size] for i in range(0, len(shots), chunk_size)]
     parts = root / "parts"
@@ -259,10 +266,10 @@ def build_world(config: WorldConfig | str = "quick", root: str | os.PathLike | N
                                  done=len(shots) - rendered)
     frames = [pd.read_csv(parts / f"chunk_{i:05d}.csv", dtype={"keypoints": str, "pose_id": str}) for i in range(len(chunks))]
     manifest = new_manifest(pd.concat(frames, ignore_index=True))
-    write_manifest(manifest, manifest_path, root)
+    write_manifest(manifest, manifest_path, root)  # validated against the files once, here
     if manifest_copy:
         write_manifest(manifest, manifest_copy)
-    return SyntheticWorld(config, root, read_manifest(manifest_path, root), seconds, rendered)
+    return SyntheticWorld(config, root, read_manifest(manifest_path), seconds, rendered)
 
 
 def _render_chunks(config, root, todo, parts, workers, progress, total, done) -> float:
@@ -316,6 +323,8 @@ class OracleRenderer:
         if camid not in self.looks:
             raise ValueError(f"camera {camid} is not in this world's network (cameras {sorted(self.looks)})")
         n = len(pids)
+        if len(poses) != n:
+            raise ValueError(f"{n} identities but {len(poses)} poses: pass one pose per identity")
         el, az = np.broadcast_to(elevation, (n,)), np.broadcast_to(azimuth, (n,))
         shots = [Shot(identity_of(self.config, int(p)), pose, float(e), float(a), self.looks[camid], seed + i)
                  for i, (p, pose, e, a) in enumerate(zip(pids, poses, el, az))]
