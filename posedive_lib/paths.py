@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -24,16 +25,22 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden sibling path to write to; it replaces ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix, so writers that infer the format from it still work.
-    No half-written file is ever left at ``path``.
+    No half-written file is ever left at ``path``. The block may also create a folder at the
+    temporary path (for ``save_pretrained``); it then replaces a folder at ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def config_key(config, extra=None, length: int = 10) -> str:

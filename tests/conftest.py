@@ -17,6 +17,13 @@ def anny_body():
 
 
 @pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory):
+    from posedive_lib.data.synthetic.world import build_world
+
+    return build_world("smoke", root=tmp_path_factory.mktemp("world"), workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
 def renderer(anny_body):
     from posedive_lib.render.pipeline import ConditionRenderer
 

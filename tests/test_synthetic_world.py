@@ -22,11 +22,6 @@ def person_renderer(anny_body):
     return PersonRenderer(body=anny_body)
 
 
-@pytest.fixture(scope="module")
-def smoke_world(tmp_path_factory):
-    return build_world(SMOKE, root=tmp_path_factory.mktemp("world"), workers=1, progress=False)
-
-
 def test_identity_attributes_vary_like_a_population():
     rng = np.random.default_rng(0)
     people = [sample_identity(i, rng) for i in range(300)]

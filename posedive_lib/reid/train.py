@@ -188,15 +188,26 @@ def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDMode
 def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathLike, batch: int = 256,
                      flip: bool = False, device: str = "cpu") -> torch.Tensor:
     """(N, D) BNNeck features of the manifest rows (with ``flip``: averaged with the mirror image, L2-normalised)."""
-    model = model.to(device).eval()
     data = ManifestImages(frame.assign(pid=0), root, model.preset.image_size)
+    images = (torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))])
+              for start in range(0, len(data), batch))
+    return torch.cat([embed_images(model, chunk, flip=flip, device=device) for chunk in images])
+
+
+@torch.no_grad()
+def embed_images(model: ReIDModel, images: torch.Tensor, batch: int = 256, flip: bool = False,
+                 device: str = "cpu") -> torch.Tensor:
+    """(N, D) BNNeck features of uint8 images (N, 3, H, W), resized to the model's input size if needed."""
+    model = model.to(device).eval()
+    size = tuple(model.preset.image_size)
     out = []
-    for start in range(0, len(data), batch):
-        images = torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))]).to(device)
-        images = normalize(images)
-        feature = model(images)
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch].to(device)
+        if tuple(chunk.shape[2:]) != size:
+            chunk = F.interpolate(chunk.float(), size=size, mode="bilinear", align_corners=False).clamp(0, 255)
+        chunk = normalize(chunk)
+        feature = model(chunk)
         if flip:
-            feature = flip_average(feature, model(images.flip(-1)))
+            feature = flip_average(feature, model(chunk.flip(-1)))
         out.append(feature.float().cpu())
     return torch.cat(out)
-

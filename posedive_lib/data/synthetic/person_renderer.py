@@ -17,6 +17,8 @@ from PIL import Image, ImageFilter
 from ...body.anny_body import AnnyBody
 from ...body.poses import Pose
 from ...render.camera import check_image_size, orbit_cameras
+from ...render.conditions import draw_skeleton, encode_depth, encode_normal
+from ...render.pipeline import ConditionMaps
 from ...render.raycast import RayCaster
 from ...render.viewpoint import body_viewpoint
 from .accessories import AccessoryRig
@@ -61,6 +63,7 @@ class RenderedBatch:
     keypoints: np.ndarray  # (B, 17, 3): u, v in output pixels and visibility (1 visible, 0 occluded or outside)
     elevation: np.ndarray  # measured from the posed torso
     azimuth: np.ndarray
+    conditions: ConditionMaps | None = None  # body-only depth, normal and skeleton in the same cameras
 
 
 def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -90,6 +93,7 @@ class PersonRenderer:
         faces = self.rig.faces(self.body.faces.cpu().numpy())
         template = self.rig.vertices(self.canvas.rest_vertices[None], [_NO_ACCESSORY])[0]
         self.caster = RayCaster(faces, template=template)
+        self._body_caster: RayCaster | None = None  # body without accessories, for condition maps
         self._albedo: dict[tuple, np.ndarray] = {}
 
     def albedo(self, identity: Identity) -> np.ndarray:
@@ -99,7 +103,12 @@ class PersonRenderer:
             self._albedo[key] = self.rig.albedo(self.canvas.albedo(identity), identity)
         return self._albedo[key]
 
-    def render(self, shots: Sequence[Shot]) -> RenderedBatch:
+    def render(self, shots: Sequence[Shot], conditions: bool = False) -> RenderedBatch:
+        """Render ``shots``; with ``conditions`` also their condition maps, framed exactly like the images.
+
+        Condition maps show the body alone (no backpack or bag), so accessories have to come from the
+        reference image when a generator is trained on them.
+        """
         if not shots:
             raise ValueError("no shots to render: pass at least one Shot")
         identities = [s.identity for s in shots]
@@ -122,7 +131,20 @@ class PersonRenderer:
         for b, shot in enumerate(shots):
             images[b] = self._finish(shot, colour[b], alpha[b])
             keypoints[b] = self._keypoints(uvz[b], hits.depth[b])
-        return RenderedBatch(images, keypoints, measured_el, measured_az)
+        maps = self._conditions(body_vertices, cameras, uvz, measured_el, measured_az, shots) if conditions else None
+        return RenderedBatch(images, keypoints, measured_el, measured_az, maps)
+
+    def _conditions(self, body_vertices, cameras, uvz, elevation, azimuth, shots) -> ConditionMaps:
+        if self._body_caster is None:
+            self._body_caster = RayCaster(self.body.faces.cpu().numpy(), template=self.canvas.rest_vertices)
+        ss = self.ss
+        hits = self._body_caster.render(body_vertices, cameras)
+        depth, normal, mask = hits.depth[:, ::ss, ::ss], hits.normal[:, ::ss, ::ss], hits.mask[:, ::ss, ::ss]
+        keypoints = (uvz / np.array([ss, ss, 1.0])).astype(np.float32)
+        return ConditionMaps(depth=encode_depth(depth, mask), normal=encode_normal(normal, mask),
+                             skeleton=draw_skeleton(keypoints, self.width, self.height), mask=mask,
+                             keypoints=keypoints, elevation=elevation, azimuth=azimuth,
+                             pose_ids=[s.pose.pose_id for s in shots])
 
     def _shade(self, identities, face_id, normal, mask) -> tuple[np.ndarray, np.ndarray]:
         """Lambert-shaded colour (premultiplied by coverage) and coverage, box-filtered to the crop size."""

@@ -1,0 +1,76 @@
+"""Generator sizes: ``tiny`` (same classes, small configs, trains on a CPU) and ``sd15`` (Stable Diffusion 1.5).
+
+``sd15`` loads a Stable Diffusion 1.5-format folder (``unet/``, ``vae/``, ``scheduler/``) and a CLIP
+image encoder folder from local paths (or hub ids when online); both U-Nets start from the same SD
+weights, as in AnimateAnyone. ``tiny`` builds random U-Nets and CLIP and takes a small VAE trained on
+synthetic images (see :mod:`.autoencoder`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from .model import PoseDiveGenerator
+from .pose_guider import PoseGuider
+
+# Training noise schedule shared by both sizes: v-prediction with zero terminal SNR (the anchors' choice).
+SCHEDULE = dict(prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing", clip_sample=False)
+
+TINY_UNET = dict(
+    in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 96, 128),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16,
+)
+TINY_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=16,
+)
+TINY_CLIP = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, projection_dim=64)
+
+
+def tiny_vae(image_size: tuple[int, int] = (128, 64)) -> AutoencoderKL:
+    """An untrained small VAE (x4 downsampling, 4 latent channels)."""
+    return AutoencoderKL(sample_size=max(image_size), **TINY_VAE)
+
+
+def tiny_generator(vae: AutoencoderKL | None = None, image_size: tuple[int, int] = (128, 64), fuse: str = "concat",
+                   seed: int = 0) -> PoseDiveGenerator:
+    """The tiny generator with random U-Nets, guider and CLIP; ``vae`` defaults to an untrained tiny VAE."""
+    import torch
+
+    torch.manual_seed(seed)
+    vae = vae or tiny_vae(image_size)
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    latent = (image_size[0] // factor, image_size[1] // factor)
+    unets = [UNet2DConditionModel(sample_size=latent, **TINY_UNET) for _ in range(2)]
+    guider_stages = (16, 32, 64, 128)[:len(vae.config.block_out_channels)]
+    guider = PoseGuider(block_out_channels=guider_stages, embedding_channels=TINY_UNET["block_out_channels"][0], fuse=fuse)
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).eval()
+    return PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, DDPMScheduler(**SCHEDULE), image_size)
+
+
+def sd15_generator(sd_path: str | os.PathLike, clip_path: str | os.PathLike, image_size: tuple[int, int] = (384, 192),
+                   fuse: str = "concat") -> PoseDiveGenerator:
+    """Stable Diffusion 1.5 U-Net (twice), VAE and scheduler from ``sd_path``; CLIP image encoder from ``clip_path``."""
+    for path, what in ((sd_path, "Stable Diffusion 1.5 folder (unet/, vae/, scheduler/)"),
+                       (clip_path, "CLIP image encoder folder (config.json + weights)")):
+        if Path(path).exists():
+            missing = [s for s in ("unet", "vae", "scheduler") if path is sd_path and not (Path(path) / s).is_dir()]
+            if missing:
+                raise FileNotFoundError(f"{path} is not a {what}: missing {missing}")
+        elif os.path.isabs(path) or str(path).startswith("."):
+            raise FileNotFoundError(f"{what} not found at {path}: download it (e.g. "
+                                    "stable-diffusion-v1-5/stable-diffusion-v1-5, openai/clip-vit-large-patch14) and pass its path")
+    unet = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet")
+    reference = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae")
+    scheduler = DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler", **SCHEDULE)
+    clip = CLIPVisionModelWithProjection.from_pretrained(clip_path).eval()
+    guider = PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(vae.config.block_out_channels)],
+                        embedding_channels=unet.config.block_out_channels[0], fuse=fuse)
+    return PoseDiveGenerator(reference, unet, guider, vae, clip, scheduler, image_size)

@@ -1,0 +1,173 @@
+"""The dual-U-Net generator: guider, reference attention, training, sampling, saving and loading."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from posedive_lib.generator.data import PairData
+from posedive_lib.generator.model import PoseDiveGenerator
+from posedive_lib.generator.pipeline import PoseDivePipeline
+from posedive_lib.generator.pose_guider import PoseGuider
+from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE, sd15_generator, tiny_generator
+from posedive_lib.generator.train import PRESETS, diffusion_loss, train_generator
+
+SIZE = (64, 32)  # (H, W): small enough for fast tests, a multiple of VAE x U-Net downsampling
+
+
+@pytest.fixture
+def generator():
+    return tiny_generator(image_size=SIZE, seed=0).eval()
+
+
+def inputs(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 3, *SIZE, generator=g) * 2 - 1, torch.rand(n, 7, *SIZE, generator=g))
+
+
+def predict(gen, references, conditions, keep=None, t=500, seed=1):
+    latents = torch.randn(len(references), 4, SIZE[0] // 4, SIZE[1] // 4, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref_latents, embeddings = gen.encode_images(references), gen.embed_images(references)
+        gen.write_reference(ref_latents, embeddings)
+        return gen.denoise(latents, torch.full((len(latents),), t), embeddings, conditions, keep=keep)
+
+
+def test_tiny_shapes_and_zero_initialised_guider_ignores_pose_maps(generator):
+    references, conditions = inputs()
+    out = predict(generator, references, conditions)
+    assert out.shape == (2, 4, SIZE[0] // 4, SIZE[1] // 4)
+    assert generator.pose_guider(conditions).abs().max() == 0
+    assert torch.equal(out, predict(generator, references, torch.rand_like(conditions)))
+
+
+@pytest.mark.parametrize("fuse", ["concat", "sum"])
+def test_pose_guider_fusion_modes(fuse):
+    guider = PoseGuider(block_out_channels=(8, 16, 32), embedding_channels=24, fuse=fuse)
+    x = torch.rand(3, 7, 64, 32)
+    assert guider(x).shape == (3, 24, 16, 8)
+    with pytest.raises(ValueError, match=r"\(B, 7, H, W\)"):
+        guider(torch.rand(3, 3, 64, 32))
+    with pytest.raises(ValueError, match="fuse"):
+        PoseGuider(fuse="max")
+
+
+def test_reference_changes_the_output_unless_dropped(generator):
+    references, conditions = inputs()
+    other = inputs(seed=5)[0]
+    assert not torch.allclose(predict(generator, references, conditions), predict(generator, other, conditions))
+    # dropped samples (the unconditional branch) see neither the reference tokens nor its embedding
+    keep = torch.tensor([False, False])
+    assert torch.allclose(predict(generator, references, conditions, keep), predict(generator, other, conditions, keep), atol=1e-6)
+
+
+def test_gradients_reach_reference_unet_and_guider_and_pose_matters_after_training(generator):
+    references, conditions = inputs(4)
+    data = PairData.from_images(generator, [0, 0, 1, 1], references, (conditions * 255).to(torch.uint8))
+    config = replace(PRESETS["smoke"], drop_reference=0.0)
+    generator.train()
+    loss = diffusion_loss(generator, data.batch(4, 0, 0), config, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert generator.reference_unet.conv_in.weight.grad.abs().sum() > 0
+    assert generator.pose_guider.conv_out.weight.grad.abs().sum() > 0
+    optimizer = torch.optim.AdamW(generator.trainable.parameters(), lr=1e-3)
+    for step in range(3):
+        optimizer.zero_grad()
+        diffusion_loss(generator, data.batch(4, 0, step), config, torch.Generator().manual_seed(step)).backward()
+        optimizer.step()
+    generator.eval()
+    assert not torch.allclose(predict(generator, references[:2], conditions[:2]),
+                              predict(generator, references[:2], torch.rand_like(conditions[:2])))
+
+
+def test_loss_falls_on_a_small_set():
+    gen = tiny_generator(image_size=SIZE, seed=1)
+    references, conditions = inputs(8, seed=3)
+    data = PairData.from_images(gen, [0, 0, 1, 1, 2, 2, 3, 3], references, (conditions * 255).to(torch.uint8))
+    config = replace(PRESETS["smoke"], drop_reference=0.0, noise_offset=0.0)
+
+    def fixed_loss():
+        with torch.no_grad():
+            return float(np.mean([diffusion_loss(gen, data.batch(8, 9, k), config, torch.Generator().manual_seed(k)) for k in range(4)]))
+
+    before = fixed_loss()
+    optimizer = torch.optim.AdamW(gen.trainable.parameters(), lr=1e-3)
+    for step in range(40):
+        optimizer.zero_grad()
+        diffusion_loss(gen, data.batch(8, 0, step), config, torch.Generator().manual_seed(100 + step)).backward()
+        optimizer.step()
+    assert fixed_loss() < 0.7 * before
+
+
+def test_cached_reference_features_equal_recomputing_them_every_step(generator):
+    references, conditions = inputs(3)
+    pipe = PoseDivePipeline(generator)
+    cached = pipe(references, conditions, num_inference_steps=3, guidance_scale=2.0, seed=4)
+    recomputed = pipe(references, conditions, num_inference_steps=3, guidance_scale=2.0, seed=4, reuse_reference=False)
+    assert cached.shape == (3, 3, *SIZE) and cached.min() >= -1 and cached.max() <= 1
+    assert torch.allclose(cached, recomputed, atol=1e-5)
+    # seeded per sample: batching does not change a sample, another seed does
+    assert torch.allclose(cached[2:], pipe(references, conditions, 3, 2.0, seed=4, batch_size=2)[2:], atol=1e-5)
+    assert not torch.allclose(cached, pipe(references, conditions, 3, 2.0, seed=5))
+    with pytest.raises(ValueError, match="condition"):
+        pipe(references, conditions[:2])
+
+
+def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path):
+    references, conditions = inputs(4)
+
+    def run(out, stop_after=None):
+        gen = tiny_generator(image_size=SIZE, seed=0)
+        data = PairData.from_images(gen, [0, 0, 1, 1], references, (conditions * 255).to(torch.uint8))
+        return train_generator(gen, data, out, PRESETS["smoke"], progress=False, stop_after=stop_after)
+
+    straight = run(tmp_path / "straight")
+    assert run(tmp_path / "resumed", stop_after=2) and (tmp_path / "resumed" / "checkpoint").is_dir()
+    resumed = run(tmp_path / "resumed")
+    a, b = PoseDiveGenerator.from_pretrained(straight), PoseDiveGenerator.from_pretrained(resumed)
+    for (name, p), q in zip(a.trainable.state_dict().items(), b.trainable.state_dict().values()):
+        assert torch.allclose(p, q, atol=1e-6), name
+    assert len(open(tmp_path / "resumed" / "loss.csv").read().splitlines()) == 1 + PRESETS["smoke"].steps
+    out_a, out_b = predict(a.eval(), *inputs()), predict(b.eval(), *inputs())
+    assert torch.allclose(out_a, out_b, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="generator.json"):
+        PoseDiveGenerator.from_pretrained(tmp_path)
+
+
+def write_sd15_like_folder(root):
+    """A tiny folder in the Stable Diffusion 1.5 layout (4-level VAE: x8), plus a CLIP image encoder folder."""
+    unet = UNet2DConditionModel(sample_size=(8, 4), **{**TINY_UNET, "cross_attention_dim": 64})
+    vae = AutoencoderKL(**{**TINY_VAE, "block_out_channels": (16, 32, 32, 32),
+                           "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4}),
+    unet.save_pretrained(root / "sd" / "unet")
+    vae[0].save_pretrained(root / "sd" / "vae")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(root / "sd" / "scheduler")
+    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).save_pretrained(root / "clip")
+
+
+def test_sd15_size_loads_from_local_folders(tmp_path):
+    write_sd15_like_folder(tmp_path)
+    gen = sd15_generator(tmp_path / "sd", tmp_path / "clip", image_size=SIZE).eval()
+    assert gen.pose_guider.downsampling_factor == 8 and gen.latent_size == (8, 4)
+    assert gen.scheduler.config.prediction_type == "v_prediction"
+    references, conditions = inputs()
+    with torch.no_grad():
+        latents = gen.encode_images(references)
+        gen.write_reference(latents, gen.embed_images(references))
+        out = gen.denoise(latents, torch.tensor([10, 10]), gen.embed_images(references), conditions)
+    assert out.shape == latents.shape == (2, 4, 8, 4)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        sd15_generator(tmp_path / "clip", tmp_path / "clip")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        sd15_generator(tmp_path / "nowhere", tmp_path / "clip")
+
+
+def test_mismatched_parts_are_rejected():
+    with pytest.raises(ValueError, match="multiple of"):
+        tiny_generator(image_size=(60, 32))
+    with pytest.raises(ValueError, match="drop_reference"):
+        replace(PRESETS["smoke"], drop_reference=1.5)
