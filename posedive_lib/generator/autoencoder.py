@@ -16,9 +16,12 @@ from .data import stream_seed
 from .sizes import tiny_vae
 
 
-def train_vae(images: torch.Tensor, out_dir: str | os.PathLike, steps: int = 1500, batch: int = 32, lr: float = 1e-3,
-              kl_weight: float = 1e-6, seed: int = 0, progress: bool = True) -> AutoencoderKL:
-    """Train a tiny VAE on ``images`` (N, 3, H, W) in [-1, 1]; saved to ``out_dir`` (reused if already there)."""
+def train_vae(images: torch.Tensor, out_dir: str | os.PathLike, steps: int = 1500, batch: int = 16, lr: float = 1e-3,
+              kl_weight: float = 1e-6, crop: int | None = 64, seed: int = 0, progress: bool = True) -> AutoencoderKL:
+    """Train a tiny VAE on ``images`` (N, 3, H, W) in [-1, 1]; saved to ``out_dir`` (reused if already there).
+
+    The VAE is fully convolutional, so it trains on random ``crop`` x ``crop`` windows (None: whole images).
+    """
     from tqdm.auto import tqdm
 
     from ..paths import atomic_output
@@ -36,6 +39,9 @@ def train_vae(images: torch.Tensor, out_dir: str | os.PathLike, steps: int = 150
     for step in bar:
         rng = torch.Generator().manual_seed(stream_seed(seed, step))
         x = images[torch.randint(len(images), (batch,), generator=rng)]
+        if crop and crop < min(x.shape[2:]):
+            top, left = (int(torch.randint(d - crop + 1, (1,), generator=rng)) for d in x.shape[2:])
+            x = x[:, :, top:top + crop, left:left + crop]
         posterior = vae.encode(x).latent_dist
         reconstruction = vae.decode(posterior.sample(generator=rng)).sample
         loss = F.l1_loss(reconstruction, x) + kl_weight * posterior.kl().mean()

@@ -72,7 +72,7 @@ class PairData:
             chunk = images[start:start + batch]
             latents.append(generator.encode_images(chunk))
             embeddings.append(generator.embed_images(chunk))
-        return cls(torch.as_tensor(np.asarray(pids)), torch.cat(latents), torch.cat(embeddings), conditions)
+        return cls(torch.tensor(np.asarray(pids)), torch.cat(latents), torch.cat(embeddings), conditions)
 
     def batch(self, size: int, seed: int, step: int) -> dict[str, torch.Tensor]:
         """Targets drawn uniformly among images whose identity has another image; references from the rest."""

@@ -36,19 +36,21 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     from .sizes import tiny_generator
 
     out_dir = Path(out_dir)
-    timings = {}
+    timings_path = out_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    fresh = lambda stage: not (out_dir / stage / "generator" / "generator.json").is_file()  # noqa: E731
     if pretrained:
         start_from = Path(pretrained)
     else:
-        start = time.perf_counter()
         images = load_images(world.subset("train", "fashion"), world.root)
         vae = train_vae(images, out_dir / "vae", steps=vae_steps, progress=progress)
         timings["vae_psnr_db"] = round(reconstruction_psnr(vae, images[:512]), 2)
         generator = tiny_generator(vae, image_size=(world.config.height, world.config.width))
         if stage1 is not None:
-            start = time.perf_counter()
+            start, timed = time.perf_counter(), fresh("stage1")
             start_from = train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress)
-            timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
+            if timed:
+                timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
         else:
             start_from = out_dir / "scratch"
             if not (start_from / "generator.json").is_file():
@@ -56,24 +58,32 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     generator = PoseDiveGenerator.from_pretrained(start_from)
     final = start_from
     if stage2 is not None:
-        start = time.perf_counter()
+        start, timed = time.perf_counter(), fresh("stage2")
         final = train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress)
-        timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
-    (out_dir / "timings.json").write_text(json.dumps(timings, indent=1))
+        if timed:
+            timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
+    timings_path.write_text(json.dumps(timings, indent=1))
     return final
 
 
 def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judge_dir: str | os.PathLike,
                    n_ids: int = 20, per_id: int = 4, steps: int = 20, guidance_scale: float = 3.5, seed: int = 0,
-                   progress: bool = True) -> tuple[dict, dict]:
-    """Identity scores of a saved generator on oracle conditions, and the tensors for a qualitative grid."""
+                   judge_iterations: int | None = None, progress: bool = True) -> tuple[dict, dict]:
+    """Identity scores of a saved generator on oracle conditions, and the tensors for a qualitative grid.
+
+    The judge is the tiny Re-ID preset trained on the world's train split plus its oracle renders (it
+    has seen every identity in diverse poses and viewpoints), cached in ``judge_dir``.
+    """
     from ..reid.train import PRESETS as REID_PRESETS
     from ..reid.train import load_reid_model, train_reid
     from .identity import identity_probe, identity_scores
     from .pipeline import PoseDivePipeline
 
     judge_rows = world.subset("train", "oracle")
-    train_reid(judge_rows, world.root, judge_dir, replace(REID_PRESETS["tiny"], seed=seed), progress=progress)
+    config = REID_PRESETS["tiny"]
+    config = replace(config, seed=seed, P=min(config.P, judge_rows["pid"].nunique()),
+                     iterations=judge_iterations or config.iterations)
+    train_reid(judge_rows, world.root, judge_dir, config, progress=progress)
     judge = load_reid_model(judge_dir)
     probe = identity_probe(world, n_ids, per_id, seed)
     generator = PoseDiveGenerator.from_pretrained(generator_dir).eval()

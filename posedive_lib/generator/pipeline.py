@@ -7,6 +7,8 @@ batch: the unconditional half has a zero CLIP embedding and no reference tokens.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from diffusers import DDIMScheduler
 
@@ -21,10 +23,11 @@ class PoseDivePipeline:
     @torch.no_grad()
     def __call__(self, references: torch.Tensor, conditions: torch.Tensor, num_inference_steps: int = 20,
                  guidance_scale: float = 3.5, seed: int = 0, batch_size: int = 16, reuse_reference: bool = True,
-                 progress: bool = False) -> torch.Tensor:
+                 progress: bool = False, seeds: Sequence[int] | None = None) -> torch.Tensor:
         """References (B, 3, H, W) in [-1, 1] and condition maps (B, 7, H, W) in [0, 1] -> images (B, 3, H, W) in [-1, 1].
 
-        Sample ``b`` starts from noise seeded by ``(seed, b)``, so results do not depend on ``batch_size``.
+        Sample ``b`` starts from noise seeded by ``seeds[b]`` (default: derived from ``(seed, b)``), so
+        results do not depend on ``batch_size``.
         """
         g = self.generator
         g.check_images(references, "reference images")
@@ -33,16 +36,20 @@ class PoseDivePipeline:
                              f"got {tuple(conditions.shape)} for {len(references)} references")
         if num_inference_steps < 1 or guidance_scale < 0:
             raise ValueError("num_inference_steps must be >= 1 and guidance_scale >= 0")
+        if seeds is None:
+            seeds = [seed * 1_000_003 + b for b in range(len(references))]
+        elif len(seeds) != len(references):
+            raise ValueError(f"{len(seeds)} seeds for {len(references)} references: give one seed per sample")
         from tqdm.auto import tqdm
 
         out = []
         for start in tqdm(range(0, len(references), batch_size), desc="sampling", disable=not progress):
             stop = min(start + batch_size, len(references))
-            out.append(self._sample(references[start:stop], conditions[start:stop], range(start, stop),
-                                    num_inference_steps, guidance_scale, seed, reuse_reference))
+            out.append(self._sample(references[start:stop], conditions[start:stop], seeds[start:stop],
+                                    num_inference_steps, guidance_scale, reuse_reference))
         return torch.cat(out)
 
-    def _sample(self, references, conditions, rows, steps, guidance, seed, reuse_reference) -> torch.Tensor:
+    def _sample(self, references, conditions, seeds, steps, guidance, reuse_reference) -> torch.Tensor:
         g = self.generator
         device = next(g.denoising_unet.parameters()).device
         dtype = next(g.denoising_unet.parameters()).dtype
@@ -50,8 +57,8 @@ class PoseDivePipeline:
         n = len(references)
         reference_latents = g.encode_images(references).to(dtype)
         embeddings = g.embed_images(references).to(dtype)
-        noise = [torch.randn((1, *reference_latents.shape[1:]), generator=torch.Generator().manual_seed(seed * 1_000_003 + r))
-                 for r in rows]
+        noise = [torch.randn((1, *reference_latents.shape[1:]), generator=torch.Generator().manual_seed(int(s)))
+                 for s in seeds]
         latents = torch.cat(noise).to(device, dtype) * self.scheduler.init_noise_sigma
         use_cfg = guidance != 1.0
         index = torch.arange(n, device=device)

@@ -1,0 +1,59 @@
+"""Figures of the generator: what it was asked and what it drew, and how its training went."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .world_figures import headless_pyplot
+
+
+def _uint8_image(x: torch.Tensor) -> np.ndarray:
+    x = x.detach().cpu()
+    if x.dtype != torch.uint8:
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
+def plot_generation_grid(references, conditions, generated, oracle=None, rows: int = 8, title: str = ""):
+    """Columns: reference, depth, normal, skeleton, generated, (oracle render of the same identity and condition).
+
+    ``references``/``generated``/``oracle``: (N, 3, H, W) in [-1, 1] or uint8; ``conditions``: (N, 7, H, W) in [0, 1].
+    """
+    plt = headless_pyplot()
+    n = min(rows, len(references))
+    columns = ["reference", "depth", "normal", "skeleton", "generated"] + (["oracle"] if oracle is not None else [])
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.1 * len(columns), 2.1 * n), squeeze=False)
+    for i in range(n):
+        c = (conditions[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        tiles = [_uint8_image(references[i]), c[0].numpy(), c[1:4].permute(1, 2, 0).numpy(),
+                 c[4:7].permute(1, 2, 0).numpy(), _uint8_image(generated[i])]
+        if oracle is not None:
+            tiles.append(_uint8_image(oracle[i]))
+        for ax, tile, name in zip(axes[i], tiles, columns):
+            ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(logs: dict[str, pd.DataFrame], window: int = 50):
+    """Training loss per stage (raw and a running mean over ``window`` steps), on a log scale."""
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    offset = 0
+    for name, log in logs.items():
+        steps = log["step"].to_numpy() + offset
+        ax.plot(steps, log["loss"], alpha=0.25, lw=0.6)
+        ax.plot(steps, log["loss"].rolling(window, min_periods=1).mean(), lw=1.5, label=name)
+        offset = steps[-1]
+    ax.set_yscale("log")
+    ax.set_xlabel("step (stages back to back)")
+    ax.set_ylabel("weighted v-prediction loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig

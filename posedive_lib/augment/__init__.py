@@ -1,0 +1,1 @@
+"""Augmentation: the target condition gallery, per-identity generation (resumable) and filtering."""

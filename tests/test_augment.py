@@ -1,0 +1,118 @@
+"""Condition gallery modes, per-identity generation and oracle rendering, and resuming a killed run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery, plan_gallery
+from posedive_lib.augment.generate import AugmentConfig, augment, plan_augmentation
+
+
+@pytest.fixture(scope="module")
+def train(smoke_world):
+    return smoke_world.subset("train")
+
+
+@pytest.fixture(scope="module")
+def gallery(train, tmp_path_factory):
+    return build_condition_gallery(GalleryConfig(size=6), cache=tmp_path_factory.mktemp("gallery"), progress=False)
+
+
+def test_gallery_modes_draw_poses_and_viewpoints_as_the_paper_ablations(train):
+    both = plan_gallery(GalleryConfig(size=300, mode="both"))
+    assert set(both["pose_source"]) == {"external"}
+    assert both["elevation"].between(0, 30).all() and both["azimuth"].between(0, 360).all()
+    assert both["azimuth"].std() > 80  # spread over the full circle
+    viewpoint = plan_gallery(GalleryConfig(size=300, mode="viewpoint"))
+    assert set(viewpoint["pose_source"]) == {"gait", "standing"}
+    pose = plan_gallery(GalleryConfig(size=300, mode="pose"), train)
+    in_domain = plan_gallery(GalleryConfig(size=300, mode="in_domain"), train)
+    train_views = set(zip(train["elevation"].round(3), train["azimuth"].round(3) % 360))
+    for plan in (pose, in_domain):  # viewpoints are the training set's own
+        assert set(zip(plan["elevation"], plan["azimuth"])) <= train_views
+    assert set(in_domain["pose_source"]) == {"gait", "standing"}
+    with pytest.raises(ValueError, match="annotate"):
+        plan_gallery(GalleryConfig(size=3, mode="pose"), train.drop(columns=["azimuth"]))
+    with pytest.raises(ValueError, match="mode"):
+        GalleryConfig(mode="everything")
+
+
+def test_gallery_is_rendered_once_and_cached(gallery, tmp_path):
+    assert gallery.depth.shape == (6, 128, 64) and gallery.skeleton.shape == (6, 128, 64, 3)
+    assert (gallery.depth > 0).mean(axis=(1, 2)).min() > 0.03  # a body in every map
+    assert {"condition_id", "pose_id", "elevation", "azimuth"} <= set(gallery.table.columns)
+
+
+def test_plan_is_seeded_and_gives_every_identity_the_same_number(train, gallery):
+    plan = plan_augmentation(train, gallery, AugmentConfig(per_id=5, seed=3), "generated")
+    assert plan.groupby("pid").size().eq(5).all() and plan["path"].is_unique
+    assert (train["pid"].to_numpy()[plan["reference"]] == plan["pid"].to_numpy()).all()
+    assert plan.equals(plan_augmentation(train, gallery, AugmentConfig(per_id=5, seed=3), "generated"))
+    assert not plan.equals(plan_augmentation(train, gallery, AugmentConfig(per_id=5, seed=4), "generated"))
+
+
+def test_oracle_mode_renders_the_true_identities(smoke_world, train, gallery, tmp_path):
+    from posedive_lib.data.synthetic.world import OracleRenderer
+
+    manifest = augment(train, smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=2, batch=4),
+                       oracle=OracleRenderer(smoke_world.config), tag="oracle", progress=False)
+    assert len(manifest) == 2 * train["pid"].nunique() and (manifest["source"] == "oracle").all()
+    assert set(manifest["parent"]) <= set(train["path"])
+    assert manifest["condition_id"].isin(gallery.table["condition_id"]).all()
+    assert all((tmp_path / p).is_file() for p in manifest["path"])
+    with pytest.raises(ValueError, match="exactly one"):
+        augment(train, smoke_world.root, gallery, tmp_path / "x", AugmentConfig())
+
+
+RUN = """
+import sys
+from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery
+from posedive_lib.augment.generate import AugmentConfig, augment
+from posedive_lib.data.synthetic.world import build_world
+from posedive_lib.generator.model import PoseDiveGenerator
+world_root, gallery_cache, generator_dir, out = sys.argv[1:5]
+world = build_world("smoke", root=world_root, workers=1, progress=False)
+gallery = build_condition_gallery(GalleryConfig(size=6), cache=gallery_cache, progress=False)
+augment(world.subset("train"), world.root, gallery, out, AugmentConfig(per_id=3, steps=2, batch=1),
+        generator=PoseDiveGenerator.from_pretrained(generator_dir).eval(), progress=False)
+"""
+
+
+def test_killed_generation_resumes_with_exactly_the_expected_images(smoke_world, train, gallery, tmp_path):
+    from posedive_lib.generator.model import PoseDiveGenerator
+    from posedive_lib.generator.sizes import tiny_generator
+
+    tiny_generator().save_pretrained(tmp_path / "generator")
+    out, script = tmp_path / "augmented", tmp_path / "run.py"
+    script.write_text(textwrap.dedent(RUN))
+    gallery_cache = tmp_path / "gallery"
+    build_condition_gallery(GalleryConfig(size=6), cache=gallery_cache, progress=False)
+    process = subprocess.Popen([sys.executable, str(script), str(smoke_world.root), str(gallery_cache),
+                                str(tmp_path / "generator"), str(out)], env={**os.environ, "PYTHONHASHSEED": "1"})
+    journal = out / "journal" / "process000.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if journal.is_file() and len(journal.read_text().splitlines()) >= 4:  # header + 3 images
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = len(pd.read_csv(journal))
+    expected = plan_augmentation(train, gallery, AugmentConfig(per_id=3), "generated")
+    assert 3 <= written < len(expected), "the run was not killed part-way"
+    assert not (out / "manifest.csv").exists()
+    manifest = augment(train, smoke_world.root, gallery, out, AugmentConfig(per_id=3, steps=2, batch=1),
+                       generator=PoseDiveGenerator.from_pretrained(tmp_path / "generator").eval(), progress=False)
+    assert manifest["path"].tolist() == expected["path"].tolist()
+    files = sorted(p.relative_to(out).as_posix() for p in (out / "generated").glob("*.jpg"))
+    assert files == sorted(expected["path"]) and not list(out.rglob(".*tmp*"))
+    assert (manifest["parent"].to_numpy() == train["path"].to_numpy()[expected["reference"]]).all()
+    assert manifest["pid"].tolist() == expected["pid"].tolist() and (manifest["source"] == "generated").all()
