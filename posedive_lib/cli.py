@@ -68,46 +68,13 @@ def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterat
 def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
               pretrained: str | None = None, vae_steps: int = 1500, out: Path | None = None, seed: int = 0) -> Path:
     """Train the tiny generator on the synthetic world (VAE, stage 1, stage 2) and judge it by identity."""
-    from dataclasses import replace
-
-    import pandas as pd
-
-    from .analysis.generator_figures import plot_generation_grid, plot_loss_curves
-    from .analysis.world_figures import save_figure
     from .benchmarking import write_benchmark
-    from .data.synthetic.world import build_world
-    from .generator.experiment import identity_check, train_stages
-    from .generator.train import PRESETS as GEN_PRESETS
-    from .paths import cache_dir, config_key
+    from .generator.experiment import generator_experiment
 
-    world = build_world(profile)
-    stage1, stage2 = GEN_PRESETS["tiny_stage1"], GEN_PRESETS["tiny_stage2"]
-    if profile == "smoke":
-        stage1, stage2, vae_steps = GEN_PRESETS["smoke"], GEN_PRESETS["smoke"], min(vae_steps, 5)
-    stage1 = replace(stage1, steps=stage1_steps, seed=seed) if stage1_steps else replace(stage1, seed=seed)
-    stage2 = replace(stage2, steps=stage2_steps, seed=seed) if stage2_steps else replace(stage2, seed=seed)
-    key = config_key(stage1, extra=[config_key(stage2), vae_steps, str(pretrained)], length=8)
-    run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
-    final = train_stages(world, run_dir, stage1, stage2, vae_steps, pretrained)
-    judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
-    n_ids = 4 if profile == "smoke" else 20
-    smoke = profile == "smoke"
-    scores, shown = identity_check(final, world, judge_dir, n_ids=n_ids, seed=seed, steps=5 if smoke else 20,
-                                   judge_iterations=20 if smoke else None)
     out = Path(out or results_dir() / ("generator" if profile == "quick" else f"generator-{profile}"))
-    probe = shown["probe"]
-    save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
-                                     title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
-                out / "identity_grid.png")
-    logs = {name: pd.read_csv(run_dir / name / "loss.csv") for name in ("stage1", "stage2") if (run_dir / name / "loss.csv").is_file()}
-    if logs:
-        save_figure(plot_loss_curves(logs), out / "loss_curves.png")
-    timings = run_dir / "timings.json"
-    details = {**scores, "profile": profile, "stage1_steps": stage1.steps, "stage2_steps": stage2.steps,
-               "pretrained": pretrained, "training": json.loads(timings.read_text()) if timings.is_file() else {},
-               "target": "rank1_generated >= 0.5 and closer_generated >= 0.8",
-               "command": f"python -m posedive_lib.cli generator --profile {profile}"}
-    path = write_benchmark("generator_identity_rank1", scores["rank1_generated"],
+    result = generator_experiment(profile, out, stage1_steps, stage2_steps, pretrained, vae_steps, seed)
+    details = {**result["details"], "command": f"python -m posedive_lib.cli generator --profile {profile}"}
+    path = write_benchmark("generator_identity_rank1", details["rank1_generated"],
                            "rank-1 identity retrieval of generated images among oracle renders", True, details,
                            out_dir=None if profile == "quick" else out)
     print(json.dumps(details, indent=1))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.manifest import encode_keypoints
 from ..paths import atomic_output, cache_dir, config_key
 from ..render.camera import ViewpointSampler
 
@@ -46,7 +47,7 @@ class GalleryConfig:
 
 @dataclass
 class ConditionGallery:
-    table: pd.DataFrame  # condition_id, pose_source, pose_index, source_seed, pose_id, pose_family, elevation, azimuth
+    table: pd.DataFrame  # condition_id, pose_source, pose_index, source_seed, elevation, azimuth, pose_id, pose_family, keypoints
     depth: np.ndarray  # (N, H, W) uint8
     normal: np.ndarray  # (N, H, W, 3) uint8
     skeleton: np.ndarray  # (N, H, W, 3) uint8
@@ -103,13 +104,13 @@ def build_condition_gallery(config: GalleryConfig, train_viewpoints: pd.DataFram
     path = Path(cache or cache_dir() / "condition_galleries") / f"gallery-{config.mode}-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:
-            table = pd.read_json(io.StringIO(str(stored["table"])), orient="split", dtype={"pose_id": str})
+            table = pd.read_json(io.StringIO(str(stored["table"])), orient="split", dtype={"pose_id": str, "keypoints": str})
             return ConditionGallery(table, stored["depth"],
                                     stored["normal"], stored["skeleton"])
     sources = gallery_pose_sources(config.seed)
     renderer = ConditionRenderer(AnnyBody(), config.width, config.height, distance=6.0, margin=0.05)
     parts: dict[str, list] = {"depth": [], "normal": [], "skeleton": []}
-    pose_ids, families = [], []
+    pose_ids, families, keypoints = [], [], []
     for start in tqdm(range(0, len(table), batch), desc="condition gallery", disable=not progress):
         rows = table.iloc[start:start + batch]
         poses = [sources[s][int(i)] for s, i in zip(rows["pose_source"], rows["pose_index"])]
@@ -117,8 +118,9 @@ def build_condition_gallery(config: GalleryConfig, train_viewpoints: pd.DataFram
         for name in parts:
             parts[name].append(getattr(maps, name))
         pose_ids += [p.pose_id for p in poses]
+        keypoints += encode_keypoints(np.concatenate([maps.keypoints[..., :2], (maps.keypoints[..., 2:] > 0)], -1))
         families += [p.family for p in poses]
-    table = table.assign(pose_id=pose_ids, pose_family=families)
+    table = table.assign(pose_id=pose_ids, pose_family=families, keypoints=keypoints)
     gallery = ConditionGallery(table, *(np.concatenate(parts[k]) for k in ("depth", "normal", "skeleton")))
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:

@@ -23,9 +23,6 @@ from ..data.manifest import new_manifest, write_manifest
 from ..paths import atomic_output
 from .condition_gallery import ConditionGallery
 
-JOURNAL_COLUMNS = ("path", "pid", "camid", "split", "dataset", "source", "azimuth", "elevation", "pose_id",
-                   "parent", "condition_id", "seed", "slot")
-
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -87,7 +84,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     out_root, root = Path(out_root), Path(root)
     manifest_path = out_root / "manifest.csv"
     if manifest_path.is_file():
-        return pd.read_csv(manifest_path, dtype={"pose_id": str})
+        return pd.read_csv(manifest_path, dtype={"pose_id": str, "keypoints": str})
     state = PartialState()
     plan = plan_augmentation(train, gallery, config, tag)
     pids = np.sort(plan["pid"].unique())
@@ -118,7 +115,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    frames = [pd.read_csv(j, dtype={"pose_id": str}) for j in sorted((out_root / "journal").glob("process*.csv"))]
+    frames = [pd.read_csv(j, dtype={"pose_id": str, "keypoints": str}) for j in sorted((out_root / "journal").glob("process*.csv"))]
     finished = pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="last")
     finished = finished.set_index("path").loc[plan["path"]].reset_index()  # plan order; fails loudly if any is missing
     manifest = new_manifest(finished)
@@ -132,7 +129,8 @@ def _records(chunk: pd.DataFrame, parents: pd.DataFrame, gallery: ConditionGalle
         "path": chunk["path"].to_numpy(), "pid": chunk["pid"].to_numpy(), "camid": parents["camid"].to_numpy(),
         "split": "train", "dataset": parents["dataset"].to_numpy(), "source": source,
         "azimuth": conditions["azimuth"].to_numpy(), "elevation": conditions["elevation"].to_numpy(),
-        "pose_id": conditions["pose_id"].to_numpy(), "parent": parents["path"].to_numpy(),
+        "pose_id": conditions["pose_id"].to_numpy(), "keypoints": conditions["keypoints"].to_numpy(),
+        "parent": parents["path"].to_numpy(),
         "condition_id": conditions["condition_id"].to_numpy(), "seed": chunk["seed"].to_numpy(),
         "slot": chunk["slot"].to_numpy()})
 

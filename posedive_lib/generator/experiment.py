@@ -94,3 +94,46 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     scores = identity_scores(judge, probe, generated)
     scores.update(steps=steps, guidance_scale=guidance_scale, seed=seed, sample_seconds=round(seconds, 1))
     return scores, {"probe": probe, "generated": generated}
+
+
+def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps: int | None = None,
+                         stage2_steps: int | None = None, pretrained: str | os.PathLike | None = None,
+                         vae_steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:
+    """Train (cached) and judge the tiny generator on the world of ``profile``; figures go to ``out_dir``.
+
+    Returns ``{"generator": folder, "run_dir": folder, "details": scores and settings, "shown": grid tensors}``.
+    """
+    import pandas as pd
+
+    from ..analysis.generator_figures import plot_generation_grid, plot_loss_curves
+    from ..analysis.world_figures import save_figure
+    from ..data.synthetic.world import build_world
+    from ..paths import cache_dir, config_key
+
+    world = build_world(profile, progress=progress)
+    smoke = profile == "smoke"
+    stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
+    vae_steps = min(vae_steps, 5) if smoke else vae_steps
+    stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
+    stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
+    key = config_key(stage1, extra=[config_key(stage2), vae_steps, str(pretrained)], length=8)
+    run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
+    final = train_stages(world, run_dir, None if pretrained else stage1, stage2, vae_steps, pretrained, progress)
+    judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
+    scores, shown = identity_check(final, world, judge_dir, n_ids=4 if smoke else 20, seed=seed,
+                                   steps=5 if smoke else 20, judge_iterations=20 if smoke else None, progress=progress)
+    out_dir = Path(out_dir)
+    probe = shown["probe"]
+    save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
+                                     title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
+                out_dir / "identity_grid.png")
+    logs = {name: pd.read_csv(run_dir / name / "loss.csv") for name in ("stage1", "stage2") if (run_dir / name / "loss.csv").is_file()}
+    if logs:
+        save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
+    timings = run_dir / "timings.json"
+    details = {**scores, "profile": profile, "stage1_steps": None if pretrained else stage1.steps,
+               "stage2_steps": stage2.steps, "pretrained": str(pretrained) if pretrained else None,
+               "training": json.loads(timings.read_text()) if timings.is_file() else {},
+               "target": "rank1_generated >= 0.5 and closer_generated >= 0.8"}
+    (out_dir / "identity.json").write_text(json.dumps(details, indent=1))
+    return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown}

@@ -1,0 +1,81 @@
+"""Run the ordered notebooks headlessly with papermill, skipping steps whose inputs have not changed.
+
+Each notebook has one cell tagged ``parameters``; :func:`run_notebook` injects the run's values and
+writes the executed notebook (figures inline) next to the figures and tables it saves. A stamp of
+the notebook's text, its parameters and the library's source lets a re-run skip finished steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import PROJECT_ROOT, atomic_output
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+ORDER = ("01_dataset_bias", "02_generator_training")
+
+
+def notebook_path(name: str) -> Path:
+    path = NOTEBOOK_DIR / f"{name}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook {path.name} in {NOTEBOOK_DIR}; the notebooks are {list(ORDER)}")
+    return path
+
+
+def _library_digest() -> str:
+    digest = hashlib.sha1()
+    for path in sorted((PROJECT_ROOT / "posedive_lib").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(name: str, parameters: dict) -> str:
+    payload = json.dumps({"notebook": hashlib.sha1(notebook_path(name).read_bytes()).hexdigest(),
+                          "parameters": parameters, "library": _library_digest()}, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+
+def run_notebook(name: str, out_dir: str | os.PathLike, parameters: dict, force: bool = False) -> Path:
+    """Execute notebook ``name`` into ``out_dir/<name>.ipynb`` with ``parameters`` (skipped if up to date)."""
+    import papermill
+
+    out_dir = Path(out_dir).resolve()
+    parameters = {**parameters, "out_dir": str(out_dir)}
+    executed, stamp_file = out_dir / f"{name}.ipynb", out_dir / ".stamps" / f"{name}.json"
+    stamp = _stamp(name, parameters)
+    if not force and executed.is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text())["stamp"] == stamp:
+        print(f"{name}: up to date, skipped")
+        return executed
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(executed) as tmp:
+        papermill.execute_notebook(str(notebook_path(name)), str(tmp), parameters=parameters, kernel_name="python3",
+                                   progress_bar=False, cwd=str(PROJECT_ROOT))
+    with atomic_output(stamp_file) as tmp:
+        tmp.write_text(json.dumps({"stamp": stamp, "parameters": parameters}, indent=1))
+    print(f"{name}: executed -> {executed}")
+    return executed
+
+
+def run_chain(profile: str = "quick", run_name: str | None = None, seeds: tuple[int, ...] = (0, 1, 2),
+              names: tuple[str, ...] = ORDER, force: bool = False, results_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Run the notebooks in order into ``results/<run name>/``; returns and writes ``summary.csv``."""
+    out_dir = Path(results_root or PROJECT_ROOT / "results") / (run_name or profile)
+    parameters = {"profile": profile, "seeds": list(seeds), "dataset": "synthetic", "data_root": None, "device": "cpu"}
+    for name in names:
+        run_notebook(name, out_dir, parameters, force)
+    return collect_summary(out_dir)
+
+
+def collect_summary(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Gather every ``*_runs.csv`` (one row per experiment, setting and seed) into ``summary.csv``."""
+    out_dir = Path(out_dir)
+    frames = [pd.read_csv(p) for p in sorted(out_dir.glob("*_runs.csv"))]
+    columns = ["experiment", "dataset", "setting", "seed", "mAP", "R1"]
+    summary = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    with atomic_output(out_dir / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    return summary
