@@ -16,7 +16,7 @@ import pandas as pd
 from .paths import PROJECT_ROOT, atomic_output
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-ORDER = ("01_dataset_bias", "02_generator_training")
+ORDER = ("01_dataset_bias", "02_generator_training", "03_augmentation", "04_reid_training")
 
 
 def notebook_path(name: str) -> Path:

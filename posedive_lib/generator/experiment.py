@@ -108,17 +108,11 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     from ..analysis.generator_figures import plot_generation_grid, plot_loss_curves
     from ..analysis.world_figures import save_figure
     from ..data.synthetic.world import build_world
-    from ..paths import cache_dir, config_key
+    from ..paths import cache_dir
 
     world = build_world(profile, progress=progress)
     smoke = profile == "smoke"
-    stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
-    vae_steps = min(vae_steps, 5) if smoke else vae_steps
-    stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
-    stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
-    key = config_key(stage1, extra=[config_key(stage2), vae_steps, str(pretrained)], length=8)
-    run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
-    final = train_stages(world, run_dir, None if pretrained else stage1, stage2, vae_steps, pretrained, progress)
+    final, run_dir = trained_generator(world, profile, stage1_steps, stage2_steps, pretrained, vae_steps, seed, progress)
     judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
     scores, shown = identity_check(final, world, judge_dir, n_ids=4 if smoke else 20, seed=seed,
                                    steps=5 if smoke else 20, judge_iterations=20 if smoke else None, progress=progress)
@@ -131,9 +125,27 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     if logs:
         save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
     timings = run_dir / "timings.json"
-    details = {**scores, "profile": profile, "stage1_steps": None if pretrained else stage1.steps,
-               "stage2_steps": stage2.steps, "pretrained": str(pretrained) if pretrained else None,
+    steps = {f"{name}_steps": json.loads((run_dir / name / "train_config.json").read_text())["steps"]
+             for name in ("stage1", "stage2") if (run_dir / name / "train_config.json").is_file()}
+    details = {**scores, "profile": profile, **steps, "pretrained": str(pretrained) if pretrained else None,
                "training": json.loads(timings.read_text()) if timings.is_file() else {},
                "target": "rank1_generated >= 0.5 and closer_generated >= 0.8"}
     (out_dir / "identity.json").write_text(json.dumps(details, indent=1))
     return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown}
+
+
+def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
+                      pretrained: str | os.PathLike | None = None, vae_steps: int = 1500, seed: int = 0,
+                      progress: bool = True) -> tuple[Path, Path]:
+    """The tiny generator of ``profile`` (trained once, then cached): ``(generator folder, run folder)``."""
+    from ..paths import cache_dir, config_key
+
+    smoke = profile == "smoke"
+    stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
+    vae_steps = min(vae_steps, 5) if smoke else vae_steps
+    stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
+    stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
+    key = config_key(stage1, extra=[config_key(stage2), vae_steps, str(pretrained)], length=8)
+    run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
+    final = train_stages(world, run_dir, None if pretrained else stage1, stage2, vae_steps, pretrained, progress)
+    return final, run_dir

@@ -66,3 +66,33 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         frame.to_csv(tmp, index=False)
     return Path(path)
+
+
+def oracle_gain_share(results: pd.DataFrame, baseline: str, augmented: str, oracle: str, metric: str = "mAP") -> dict:
+    """Per seed ``(augmented - baseline) / (oracle - baseline)``: mean, std and the values."""
+    table = results.pivot(index="seed", columns="setting", values=metric)
+    missing = [s for s in (baseline, augmented, oracle) if s not in table]
+    if missing:
+        raise ValueError(f"settings {missing} not in results ({list(table.columns)})")
+    gain = table[oracle] - table[baseline]
+    share = (table[augmented] - table[baseline]) / gain.where(gain.abs() > 1e-9)
+    return {"mean": float(share.mean()), "std": float(share.std(ddof=1)) if len(share) > 1 else 0.0,
+            "seeds": int(share.count()), "per_seed": {int(k): round(float(v), 4) for k, v in share.items()}}
+
+
+def plot_settings(results: pd.DataFrame, order: Sequence[str], metrics: Sequence[str] = ("mAP", "R1")):
+    """Bars: mean over seeds per setting; dots: each seed, joined across settings (paired comparison)."""
+    from ..analysis.world_figures import headless_pyplot
+
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    order = [s for s in order if s in set(results["setting"])]
+    for ax, metric in zip(axes[0], metrics):
+        table = results.pivot(index="seed", columns="setting", values=metric)[order]
+        ax.bar(range(len(order)), table.mean(), color="#9ecae1", yerr=table.std(ddof=1) if len(table) > 1 else None)
+        for _, row in table.iterrows():
+            ax.plot(range(len(order)), row.to_numpy(), "o-", color="#3182bd", alpha=0.6, ms=3, lw=0.8)
+        ax.set_xticks(range(len(order)), order, rotation=20)
+        ax.set_ylabel(f"{metric} (%)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,65 @@
+"""Augmented training sets of the synthetic world, one per gallery mode, generated or rendered by the oracle.
+
+Images are written inside the world's folder (``augmented/<tag>-<mode>-<key>/``) so that the returned
+manifest rows use paths relative to the world root and can be mixed with its training rows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.synthetic.world import SyntheticWorld
+from ..paths import config_key
+from .condition_gallery import GalleryConfig, build_condition_gallery
+from .generate import AugmentConfig, augment
+
+
+def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, gallery_size: int,
+                     generator_dir: str | os.PathLike | None = None, progress: bool = True) -> pd.DataFrame:
+    """Augmentation rows (paths relative to ``world.root``): generated with the saved generator, or oracle
+    renders of the true identities when ``generator_dir`` is None."""
+    from ..data.synthetic.world import OracleRenderer
+    from ..generator.model import PoseDiveGenerator
+
+    train = world.subset("train")
+    gallery_config = GalleryConfig(size=gallery_size, mode=mode, width=world.config.width, height=world.config.height,
+                                   seed=config.seed)
+    gallery = build_condition_gallery(gallery_config, train_viewpoints=train, progress=progress)
+    tag = "oracle" if generator_dir is None else "generated"
+    source = "oracle" if generator_dir is None else Path(generator_dir).resolve().parent.name
+    key = config_key(gallery_config, extra=[asdict(config) if generator_dir else config.per_id, config.seed, source], length=10)
+    folder = Path("augmented") / f"{tag}-{mode}-{key}"
+    if generator_dir is None:
+        manifest = augment(train, world.root, gallery, world.root / folder, config, oracle=OracleRenderer(world.config),
+                           tag=tag, progress=progress)
+    else:
+        generator = PoseDiveGenerator.from_pretrained(generator_dir).eval()
+        manifest = augment(train, world.root, gallery, world.root / folder, config, generator=generator, tag=tag,
+                           progress=progress)
+    return manifest.assign(path=folder.as_posix() + "/" + manifest["path"], set=f"{tag}_{mode}", gallery_mode=mode)
+
+
+def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: pd.DataFrame, gallery_size: int,
+                       seed: int = 0, rows: int = 8) -> dict:
+    """Reference, condition maps, generated image and oracle render for the first ``rows`` planned images
+    of one identity slot each (the generated and oracle sets share their plan)."""
+    import torch
+
+    from ..generator.data import load_images, stack_conditions
+
+    picked = generated.drop_duplicates("pid").head(rows)
+    matched = oracle.set_index(["pid", "slot"]).loc[list(zip(picked["pid"], picked["slot"]))].reset_index()
+    if not (matched["condition_id"].to_numpy() == picked["condition_id"].to_numpy()).all():
+        raise ValueError("the generated and oracle sets were planned differently (seed, per_id or gallery differ)")
+    mode = picked["gallery_mode"].iloc[0]
+    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=world.config.width,
+                                                    height=world.config.height, seed=seed),
+                                      train_viewpoints=world.subset("train"), progress=False)
+    index = gallery.table.reset_index().set_index("condition_id").loc[picked["condition_id"], "index"].to_numpy()
+    conditions = stack_conditions({k: v[index] for k, v in gallery.maps().items()}).float() / 255
+    load = lambda frame: load_images(frame, world.root)  # noqa: E731
+    return {"references": load(pd.DataFrame({"path": picked["parent"]})), "conditions": conditions,
+            "generated": load(picked), "oracle": load(matched), "pids": torch.tensor(picked["pid"].to_numpy())}
