@@ -8,10 +8,11 @@ PROFILE ?= quick
 
 .PHONY: setup quick run test bench clean-cache
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-keypoints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps -r requirements-keypoints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -2,7 +2,8 @@
 
 ``run`` is the main job on the embedded default. It renders the condition gallery (the 3D
 conditioning pipeline of the paper's Sec. 3.3 on Anny), builds the synthetic Re-ID world of the
-profile (cached), and saves their figures under ``results/<profile>/``; later stages join as they land.
+profile (cached), saves their figures under ``results/<profile>/``, then executes the ordered
+notebooks there (bias analysis, generator, augmentation, Re-ID) and writes ``summary.csv``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from .paths import results_dir
 from .profiles import PROFILES
 
 
-def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None) -> list[Path]:
+def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None,
+        notebooks: bool = True) -> list[Path]:
     from .analysis.world_figures import plot_identity_grid, plot_viewpoint_bias, save_figure
     from .data.synthetic.world import build_world
     from .gallery import render_gallery, save_gallery
@@ -32,6 +34,12 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
         written.append(out_dir / name)
     for path in written:
         print(f"wrote {path}")
+    if notebooks:
+        from .notebooks import run_chain
+
+        summary = run_chain(profile, run_name=out_dir.name, results_root=out_dir.parent)
+        print(summary.to_string(index=False))
+        print(f"wrote {out_dir / 'summary.csv'} and the executed notebooks in {out_dir}")
     return written
 
 
@@ -66,14 +74,18 @@ def oracle_check(profile: str, seeds: list[int], out: Path | None = None, iterat
 
 
 def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
-              pretrained: str | None = None, vae_steps: int = 1500, out: Path | None = None, seed: int = 0) -> Path:
+              pretrained: str | None = None, vae_steps: int = 1500, out: Path | None = None, seed: int = 0,
+              export: bool = False) -> Path:
     """Train the tiny generator on the synthetic world (VAE, stage 1, stage 2) and judge it by identity."""
     from .benchmarking import write_benchmark
-    from .generator.experiment import generator_experiment
+    from .generator.experiment import export_stage1, generator_experiment
 
     out = Path(out or results_dir() / ("generator" if profile == "quick" else f"generator-{profile}"))
     result = generator_experiment(profile, out, stage1_steps, stage2_steps, pretrained, vae_steps, seed)
-    details = {**result["details"], "command": f"python -m posedive_lib.cli generator --profile {profile}"}
+    if export:
+        print(f"stage-1 weights exported to {export_stage1(result['run_dir'] / 'stage1' / 'generator')}")
+    command = f"python -m posedive_lib.cli generator --profile {profile}" + (f" --pretrained {pretrained}" if pretrained else "")
+    details = {**result["details"], "command": command}
     path = write_benchmark("generator_identity_rank1", details["rank1_generated"],
                            "rank-1 identity retrieval of generated images among oracle renders", True, details,
                            out_dir=None if profile == "quick" else out)
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", type=Path, default=None, help="output folder (default results/<profile>)")
     run_p.add_argument("--seed", type=int, default=0)
     run_p.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
+    run_p.add_argument("--skip-notebooks", action="store_true", help="only the gallery and world figures")
     oracle_p = sub.add_parser("oracle-check", help="Re-ID baseline vs + oracle renders on the synthetic world")
     oracle_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     oracle_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -102,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     gen_p.add_argument("--vae-steps", type=int, default=1500)
     gen_p.add_argument("--pretrained", default=None, help="a saved stage-1 generator: skip the VAE and stage 1")
     gen_p.add_argument("--out", type=Path, default=None, help="figure folder (default results/generator)")
+    gen_p.add_argument("--export-stage1", action="store_true", help="save the stage-1 weights (bf16) to models/tiny-stage1")
     gen_p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.profile, args.out, args.seed, args.workers)
+        run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks)
     elif args.command == "oracle-check":
         oracle_check(args.profile, args.seeds, args.out, args.iterations)
     elif args.command == "generator":
-        generator(args.profile, args.stage1_steps, args.stage2_steps, args.pretrained, args.vae_steps, args.out, args.seed)
+        generator(args.profile, args.stage1_steps, args.stage2_steps, args.pretrained, args.vae_steps, args.out, args.seed,
+                  args.export_stage1)
     return 0
 
 

@@ -9,7 +9,8 @@ from posedive_lib.cli import main
 
 
 def test_run_smoke_profile_writes_gallery(tmp_path):
-    assert main(["run", "--profile", "smoke", "--out", str(tmp_path), "--seed", "1", "--workers", "1"]) == 0
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path), "--seed", "1", "--workers", "1",
+                 "--skip-notebooks"]) == 0
     assert (tmp_path / "synthetic_identities.png").is_file() and (tmp_path / "synthetic_viewpoints.png").is_file()
     table = pd.read_csv(tmp_path / "condition_gallery.csv")
     assert len(table) == 4 and table["pose_id"].is_unique

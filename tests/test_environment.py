@@ -44,6 +44,17 @@ def test_environment_yml_takes_versions_from_constraints():
     assert all(p.startswith("-") for p in pip), "pin versions in constraints.txt, not in environment.yml"
 
 
+def _no_deps_requirements() -> list[str]:
+    lines = (PROJECT_ROOT / "requirements-keypoints.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_no_deps_extras_are_pinned_exactly():
+    for spec in _no_deps_requirements():
+        requirement = Requirement(spec)
+        assert len(requirement.specifier) == 1 and next(iter(requirement.specifier)).operator == "==", spec
+
+
 def test_every_library_import_is_a_declared_dependency():
     import ast
     import sys
@@ -51,6 +62,7 @@ def test_every_library_import_is_a_declared_dependency():
 
     declared = {Requirement(s).name.lower().replace("_", "-")
                 for s in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared |= {Requirement(s).name.lower() for s in _no_deps_requirements()}
     providers = packages_distributions()
     missing = set()
     for path in (PROJECT_ROOT / "posedive_lib").rglob("*.py"):

@@ -17,6 +17,27 @@ from .data import PairData, load_images, stack_conditions
 from .model import PoseDiveGenerator
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
+# The committed stage-1 weights of the tiny generator (rebuilt by ``python -m posedive_lib.cli generator
+# --profile quick --export-stage1``); relative to the project root so cache keys do not name a machine.
+STAGE1_WEIGHTS = "models/tiny-stage1"
+
+
+def committed_stage1() -> str | None:
+    """``STAGE1_WEIGHTS`` if those weights are present in this checkout, else None."""
+    from ..paths import PROJECT_ROOT
+
+    return STAGE1_WEIGHTS if (PROJECT_ROOT / STAGE1_WEIGHTS / "generator.json").is_file() else None
+
+
+def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """Save a trained stage-1 generator in bfloat16 (small enough to commit) to ``target``."""
+    from ..paths import PROJECT_ROOT
+
+    target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
+    generator = PoseDiveGenerator.from_pretrained(generator_dir)
+    generator.to(torch.bfloat16).save_pretrained(target)
+    return target
+
 
 def pair_data(generator: PoseDiveGenerator, world: SyntheticWorld, set_name: str) -> PairData:
     rows = world.subset(set_name)
@@ -40,7 +61,9 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     fresh = lambda stage: not (out_dir / stage / "generator" / "generator.json").is_file()  # noqa: E731
     if pretrained:
-        start_from = Path(pretrained)
+        from ..paths import PROJECT_ROOT
+
+        start_from = PROJECT_ROOT / pretrained
     else:
         images = load_images(world.subset("train", "fashion"), world.root)
         vae = train_vae(images, out_dir / "vae", steps=vae_steps, progress=progress)

@@ -1,0 +1,68 @@
+"""Augmentation throughput: generated images per second, end to end (references read, sampling, JPEG
+written, journal appended), for the tiny generator on the quick synthetic world, all cores.
+
+Keypoint-confidence filtering is not part of the rate yet (the pose estimator is not wired in).
+The rate is extrapolated to the paper's 80,000 generated images; GPU rates (and so the one- and
+eight-GPU estimates) need a GPU run of the sd15 size: recorded as null when none was measured.
+Run: ``python benchmarks/augment_images_per_s.py [--generator FOLDER]`` (writes
+results/benchmarks/augment_images_per_s.json).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+PAPER_IMAGES = 80_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", default=None, help="a saved generator (default: untrained tiny; speed is the same)")
+    parser.add_argument("--identities", type=int, default=8)
+    parser.add_argument("--per-id", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+
+    import torch
+
+    from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery
+    from posedive_lib.augment.generate import AugmentConfig, augment
+    from posedive_lib.benchmarking import write_benchmark
+    from posedive_lib.data.synthetic.world import build_world
+    from posedive_lib.generator.model import PoseDiveGenerator
+    from posedive_lib.generator.sizes import tiny_generator
+    from posedive_lib.paths import configure_caches
+
+    configure_caches()
+    world = build_world("quick", progress=False)
+    train = world.subset("train")
+    train = train[train["pid"].isin(sorted(train["pid"].unique())[:args.identities])].reset_index(drop=True)
+    gallery = build_condition_gallery(GalleryConfig(size=64, width=world.config.width, height=world.config.height),
+                                      progress=False)
+    generator = (PoseDiveGenerator.from_pretrained(args.generator) if args.generator else tiny_generator()).eval()
+    config = AugmentConfig(per_id=args.per_id, steps=args.steps, batch=args.batch)
+    out = Path(tempfile.mkdtemp(prefix="augment-bench-"))
+    try:
+        start = time.perf_counter()
+        manifest = augment(train, world.root, gallery, out, config, generator=generator, progress=False)
+        seconds = time.perf_counter() - start
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    rate = len(manifest) / seconds
+    path = write_benchmark("augment_images_per_s", rate, "generated images/s (tiny generator, end to end, no filtering)", True, {
+        "images": len(manifest), "seconds": round(seconds, 2), "steps": args.steps, "guidance_scale": config.guidance_scale,
+        "batch": args.batch, "threads": torch.get_num_threads(), "image_size": list(generator.image_size),
+        "paper_images": PAPER_IMAGES, "paper_augmentation_hours_this_device": round(PAPER_IMAGES / rate / 3600, 2),
+        "paper_augmentation_hours_one_gpu_sd15": None, "paper_augmentation_hours_eight_gpus_sd15": None,
+        "gpu_note": "not measured: needs a GPU run of the sd15 size (none was lent)",
+        "filtering": "not included (keypoint-confidence filtering is not implemented yet)"})
+    print(f"{rate:.2f} images/s ({len(manifest)} in {seconds:.1f} s): the paper's {PAPER_IMAGES} images would take "
+          f"{PAPER_IMAGES / rate / 3600:.1f} h here; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
