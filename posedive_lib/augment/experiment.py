@@ -63,3 +63,29 @@ def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: p
     load = lambda frame: load_images(frame, world.root)  # noqa: E731
     return {"references": load(pd.DataFrame({"path": picked["parent"]})), "conditions": conditions,
             "generated": load(picked), "oracle": load(matched), "pids": torch.tensor(picked["pid"].to_numpy())}
+
+
+def filter_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int = 0,
+                      progress: bool = True) -> pd.DataFrame:
+    """Keypoint statistics (:func:`~.filtering.keypoint_statistics`) of one augmentation set, cached beside its images."""
+    from .filtering import keypoint_statistics
+    from .keypoints import PoseEstimator
+
+    folder = world.root / Path(augmentation["path"].iloc[0]).parent.parent
+    cache = folder / "keypoint_statistics.csv"
+    if cache.is_file():
+        return pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
+    mode = augmentation["gallery_mode"].iloc[0]
+    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=world.config.width,
+                                                    height=world.config.height, seed=seed),
+                                      train_viewpoints=world.subset("train"), progress=False)
+    estimator = PoseEstimator()
+    try:
+        stats = keypoint_statistics(augmentation, world.root, gallery, estimator, progress=progress)
+    finally:
+        estimator.close()
+    from ..paths import atomic_output
+
+    with atomic_output(cache) as tmp:
+        stats.to_csv(tmp, index=False)
+    return stats
