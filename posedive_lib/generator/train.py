@@ -51,7 +51,7 @@ class GeneratorTrainConfig:
 PRESETS = {
     "paper": GeneratorTrainConfig(),
     "tiny_stage1": GeneratorTrainConfig(steps=2000, batch=16, lr=3e-4, warmup=100, ema_decay=0.995),
-    "tiny_stage2": GeneratorTrainConfig(steps=600, batch=16, lr=1e-4, warmup=50, ema_decay=0.99),
+    "tiny_stage2": GeneratorTrainConfig(steps=400, batch=16, lr=1e-4, warmup=50, ema_decay=0.99),
     "smoke": GeneratorTrainConfig(steps=4, batch=4, lr=1e-3, checkpoint_every=2, ema_decay=None),
 }
 
