@@ -39,25 +39,57 @@ def _stamp(name: str, parameters: dict) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()
 
 
+def _portable(path: Path) -> str:
+    """``path`` relative to the project root when inside it (notebooks run there), else as given."""
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def run_notebook(name: str, out_dir: str | os.PathLike, parameters: dict, force: bool = False) -> Path:
-    """Execute notebook ``name`` into ``out_dir/<name>.ipynb`` with ``parameters`` (skipped if up to date)."""
+    """Execute notebook ``name`` into ``out_dir/<name>.ipynb`` with ``parameters`` (skipped if up to date).
+
+    A failed run leaves ``<name>.failed.ipynb`` (with the traceback) and raises.
+    """
     import papermill
 
     out_dir = Path(out_dir).resolve()
-    parameters = {**parameters, "out_dir": str(out_dir)}
+    parameters = {**parameters, "out_dir": _portable(out_dir)}
     executed, stamp_file = out_dir / f"{name}.ipynb", out_dir / ".stamps" / f"{name}.json"
     stamp = _stamp(name, parameters)
     if not force and executed.is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text())["stamp"] == stamp:
         print(f"{name}: up to date, skipped")
         return executed
     out_dir.mkdir(parents=True, exist_ok=True)
+    failed = out_dir / f"{name}.failed.ipynb"
+    failed.unlink(missing_ok=True)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # headless runs: no progress widgets in the saved outputs
     with atomic_output(executed) as tmp:
-        papermill.execute_notebook(str(notebook_path(name)), str(tmp), parameters=parameters, kernel_name="python3",
-                                   progress_bar=False, cwd=str(PROJECT_ROOT))
+        try:
+            papermill.execute_notebook(str(notebook_path(name)), str(tmp), parameters=parameters, kernel_name="python3",
+                                       progress_bar=False, cwd=str(PROJECT_ROOT))
+        except Exception:
+            if tmp.is_file():
+                tmp.replace(failed)
+            raise
+        _make_portable(tmp, name, out_dir)
     with atomic_output(stamp_file) as tmp:
         tmp.write_text(json.dumps({"stamp": stamp, "parameters": parameters}, indent=1))
     print(f"{name}: executed -> {executed}")
     return executed
+
+
+def _make_portable(path: Path, name: str, out_dir: Path) -> None:
+    """Record project-relative paths in an executed notebook (no machine's folders in committed results)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    meta["input_path"] = _portable(notebook_path(name))
+    meta["output_path"] = _portable(out_dir / f"{name}.ipynb")
+    text = nbformat.writes(nb).replace(str(PROJECT_ROOT) + "/", "")
+    path.write_text(text)
 
 
 def run_chain(profile: str = "quick", run_name: str | None = None, seeds: tuple[int, ...] = (0, 1, 2),

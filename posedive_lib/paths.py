@@ -31,6 +31,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    if tmp.is_dir():  # left by a killed run
+        shutil.rmtree(tmp)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():

@@ -9,10 +9,10 @@ from .world_figures import headless_pyplot
 
 
 def _uint8_image(x: torch.Tensor) -> np.ndarray:
+    from ..generator.data import to_uint8
+
     x = x.detach().cpu()
-    if x.dtype != torch.uint8:
-        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(1, 2, 0).numpy()
+    return (x if x.dtype == torch.uint8 else to_uint8(x)).permute(1, 2, 0).numpy()
 
 
 def plot_generation_grid(references, conditions, generated, oracle=None, rows: int = 8, title: str = ""):
@@ -37,7 +37,7 @@ def plot_generation_grid(references, conditions, generated, oracle=None, rows: i
                 ax.set_title(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None)
     return fig
 
 

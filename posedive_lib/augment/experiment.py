@@ -17,6 +17,20 @@ from .condition_gallery import GalleryConfig, build_condition_gallery
 from .generate import AugmentConfig, augment
 
 
+def weights_digest(folder: str | os.PathLike) -> str:
+    """Content digest of a saved model folder (its weight files and configs): names what generated a set."""
+    from ..data.manifest import content_hash
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
+    if not files:
+        raise FileNotFoundError(f"no weights in {folder}: pass a saved generator folder")
+    import hashlib
+    import json
+
+    listing = [(f.relative_to(folder).as_posix(), content_hash(f)) for f in files]
+    return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:12]
+
+
 def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, gallery_size: int,
                      generator_dir: str | os.PathLike | None = None, progress: bool = True) -> pd.DataFrame:
     """Augmentation rows (paths relative to ``world.root``): generated with the saved generator, or oracle
@@ -29,7 +43,7 @@ def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, ga
                                    seed=config.seed)
     gallery = build_condition_gallery(gallery_config, train_viewpoints=train, progress=progress)
     tag = "oracle" if generator_dir is None else "generated"
-    source = "oracle" if generator_dir is None else Path(generator_dir).resolve().parent.name
+    source = "oracle" if generator_dir is None else weights_digest(generator_dir)
     key = config_key(gallery_config, extra=[asdict(config) if generator_dir else config.per_id, config.seed, source], length=10)
     folder = Path("augmented") / f"{tag}-{mode}-{key}"
     if generator_dir is None:

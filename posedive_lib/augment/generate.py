@@ -62,7 +62,7 @@ def _done(out_root: Path) -> set[str]:
     """Paths recorded in any journal whose image exists (an image without a journal row is redone)."""
     done = set()
     for journal in sorted((out_root / "journal").glob("process*.csv")):
-        frame = pd.read_csv(journal, usecols=["path"])
+        frame = pd.read_csv(journal, usecols=["path"], on_bad_lines="skip")
         done |= {p for p in frame["path"] if (out_root / p).is_file()}
     return done
 
@@ -109,18 +109,30 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
 
                 Image.fromarray(image).save(tmp, format="JPEG", quality=95)
         records = _records(chunk, parents, gallery, "oracle" if oracle is not None else "generated")
-        records.to_csv(journal, mode="a", header=not journal.is_file(), index=False)
+        _append(journal, records)
         bar.update(len(chunk))
     bar.close()
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    frames = [pd.read_csv(j, dtype={"pose_id": str, "keypoints": str}) for j in sorted((out_root / "journal").glob("process*.csv"))]
+    frames = [pd.read_csv(j, dtype={"pose_id": str, "keypoints": str}, on_bad_lines="skip")
+              for j in sorted((out_root / "journal").glob("process*.csv"))]
     finished = pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="last")
     finished = finished.set_index("path").loc[plan["path"]].reset_index()  # plan order; fails loudly if any is missing
     manifest = new_manifest(finished)
     write_manifest(manifest, manifest_path, out_root)
     return manifest
+
+
+def _append(journal: Path, records: pd.DataFrame) -> None:
+    """Append rows; a line cut short by a kill is ended first (and skipped when read)."""
+    exists = journal.is_file() and journal.stat().st_size > 0
+    if exists:
+        with open(journal, "rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+    records.to_csv(journal, mode="a", header=not exists, index=False)
 
 
 def _records(chunk: pd.DataFrame, parents: pd.DataFrame, gallery: ConditionGallery, source: str) -> pd.DataFrame:
@@ -143,7 +155,7 @@ class _Generate:
         self.pipe = PoseDivePipeline(generator)
 
     def __call__(self, parents, root, gallery, chunk) -> np.ndarray:
-        from ..generator.data import load_images, stack_conditions
+        from ..generator.data import load_images, stack_conditions, to_uint8
 
         index = chunk["condition"].to_numpy()
         conditions = stack_conditions({k: v[index] for k, v in gallery.maps().items()}).float() / 255
@@ -154,7 +166,7 @@ class _Generate:
         # each image has its own seed, so results do not depend on batching or sharding
         images = self.pipe(references, conditions, self.config.steps, self.config.guidance_scale,
                            seeds=chunk["seed"].tolist(), batch_size=self.config.batch)
-        return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return to_uint8(images).permute(0, 2, 3, 1).numpy()
 
 
 class _Render:

@@ -37,6 +37,11 @@ def load_images(frame: pd.DataFrame, root: str | os.PathLike, size: tuple[int, i
     return torch.stack(out).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 in [0, 255] (same layout)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def stack_conditions(maps: dict[str, np.ndarray]) -> torch.Tensor:
     """``{"depth", "normal", "skeleton"}`` uint8 arrays -> (N, 7, H, W) uint8 tensor in guider order."""
     parts = []

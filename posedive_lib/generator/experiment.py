@@ -13,7 +13,7 @@ import torch
 
 from ..data.synthetic.world import SyntheticWorld
 from ..data.synthetic.world_conditions import world_conditions
-from .data import PairData, load_images, stack_conditions
+from .data import PairData, load_images, stack_conditions, to_uint8
 from .model import PoseDiveGenerator
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
@@ -53,38 +53,38 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     With ``pretrained`` (a saved stage-1 generator, e.g. the committed weights) the VAE and stage 1 are
     taken from it and only stage 2 runs. ``stage1=None`` skips stage 1 (the from-scratch ablation).
     """
+    from ..paths import PROJECT_ROOT
     from .autoencoder import reconstruction_psnr, train_vae
     from .sizes import tiny_generator
 
     out_dir = Path(out_dir)
-    timings_path = out_dir / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    fresh = lambda stage: not (out_dir / stage / "generator" / "generator.json").is_file()  # noqa: E731
+    done = lambda folder: (folder / "generator.json").is_file()  # noqa: E731
     if pretrained:
-        from ..paths import PROJECT_ROOT
-
         start_from = PROJECT_ROOT / pretrained
     else:
+        start_from = out_dir / ("stage1/generator" if stage1 is not None else "scratch")
+    final = out_dir / "stage2" / "generator" if stage2 is not None else start_from
+    if done(final):
+        return final  # nothing to train: skip loading images and encoders
+    timings_path = out_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    if not done(start_from):
         images = load_images(world.subset("train", "fashion"), world.root)
         vae = train_vae(images, out_dir / "vae", steps=vae_steps, progress=progress)
         timings["vae_psnr_db"] = round(reconstruction_psnr(vae, images[:512]), 2)
         generator = tiny_generator(vae, image_size=(world.config.height, world.config.width))
         if stage1 is not None:
-            start, timed = time.perf_counter(), fresh("stage1")
-            start_from = train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress)
-            if timed:
-                timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
+            start = time.perf_counter()
+            train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress)
+            timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
         else:
-            start_from = out_dir / "scratch"
-            if not (start_from / "generator.json").is_file():
-                generator.save_pretrained(start_from)
-    generator = PoseDiveGenerator.from_pretrained(start_from)
-    final = start_from
+            generator.save_pretrained(start_from)
     if stage2 is not None:
-        start, timed = time.perf_counter(), fresh("stage2")
-        final = train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress)
-        if timed:
-            timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
+        generator = PoseDiveGenerator.from_pretrained(start_from)
+        start = time.perf_counter()
+        train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress)
+        timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
     timings_path.write_text(json.dumps(timings, indent=1))
     return final
 
@@ -102,10 +102,13 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     from .identity import identity_probe, identity_scores
     from .pipeline import PoseDivePipeline
 
+    from ..paths import config_key
+
     judge_rows = world.subset("train", "oracle")
     config = REID_PRESETS["tiny"]
     config = replace(config, seed=seed, P=min(config.P, judge_rows["pid"].nunique()),
                      iterations=judge_iterations or config.iterations)
+    judge_dir = Path(judge_dir) / config_key(config, length=8)
     train_reid(judge_rows, world.root, judge_dir, config, progress=progress)
     judge = load_reid_model(judge_dir)
     probe = identity_probe(world, n_ids, per_id, seed)
@@ -113,7 +116,7 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     start = time.perf_counter()
     generated = PoseDivePipeline(generator)(probe.references, probe.conditions, steps, guidance_scale, seed, progress=progress)
     seconds = time.perf_counter() - start
-    generated = ((generated + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    generated = to_uint8(generated)
     scores = identity_scores(judge, probe, generated)
     scores.update(steps=steps, guidance_scale=guidance_scale, seed=seed, sample_seconds=round(seconds, 1))
     return scores, {"probe": probe, "generated": generated}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..data.synthetic.world import SyntheticWorld, _pose_sources, plan_shots
 from ..data.synthetic.world_conditions import world_conditions
-from .data import load_images, stack_conditions
+from .data import load_images, stack_conditions, to_uint8
 
 
 @dataclass
@@ -52,7 +52,6 @@ def identity_probe(world: SyntheticWorld, n_ids: int = 20, per_id: int = 4, seed
     reference_paths = [train[train["pid"] == p]["path"].iloc[rng.integers((train["pid"] == p).sum())] for p in probes["pid"]]
     maps = world_conditions(world, "oracle", progress=False)
     conditions = stack_conditions({k: maps[k][probes["index"].values] for k in ("depth", "normal", "skeleton")})
-    to_uint8 = lambda x: ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
     gallery = to_uint8(load_images(gallery_rows, world.root))
     # the same shot with another identity: every probe gets a different identity from the probed set
     shots = {s.path: s for s in plan_shots(world.config)}
@@ -78,7 +77,6 @@ def identity_scores(judge, probe: IdentityProbe, generated: torch.Tensor) -> dic
     if len(generated) != len(probe):
         raise ValueError(f"{len(generated)} generated images for {len(probe)} probes")
     unit = lambda x: F.normalize(embed_images(judge, x, flip=True), dim=1)  # noqa: E731
-    to_uint8 = lambda x: ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
     gallery, same, other = unit(probe.gallery), unit(probe.same), unit(probe.other)
     scores = {}
     for name, queries in (("generated", generated), ("reference", to_uint8(probe.references)), ("oracle", probe.same)):

@@ -129,31 +129,26 @@ class PoseDiveGenerator(nn.Module):
             self.bank.route()
 
     # -- saving ------------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | os.PathLike, trainable_only: bool = False) -> None:
-        """One sub-folder per component (diffusers / transformers format) and ``generator.json``."""
-        folder = Path(folder)
-        for name in COMPONENTS:
-            if trainable_only and name not in self.trainable:
-                continue
-            with atomic_output(folder / name) as tmp:
-                getattr(self, name).save_pretrained(tmp)
-        with atomic_output(folder / "generator.json") as tmp:
-            tmp.write_text(json.dumps({"image_size": list(self.image_size)}))
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """One sub-folder per component (diffusers / transformers format) and ``generator.json``, written
+        as one folder that replaces ``folder`` only when complete."""
+        with atomic_output(Path(folder)) as tmp:
+            for name in COMPONENTS:
+                getattr(self, name).save_pretrained(tmp / name)
+            (tmp / "generator.json").write_text(json.dumps({"image_size": list(self.image_size)}))
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, base: str | os.PathLike | None = None,
-                        dtype: torch.dtype = torch.float32) -> "PoseDiveGenerator":
-        """Load a saved generator; components missing from ``folder`` come from ``base`` (another saved generator)."""
+    def from_pretrained(cls, folder: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "PoseDiveGenerator":
+        """Load a generator saved with :meth:`save_pretrained`."""
         folder = Path(folder)
         if not (folder / "generator.json").is_file():
             raise FileNotFoundError(f"{folder} holds no saved generator (generator.json missing): "
                                     "save one with PoseDiveGenerator.save_pretrained or train one first")
         parts = {}
         for name in COMPONENTS:
-            source = folder / name if (folder / name).is_dir() else (Path(base) / name if base else None)
-            if source is None or not source.is_dir():
-                raise FileNotFoundError(f"generator component {name!r} is missing from {folder}"
-                                        + (f" and {base}" if base else "") + ": pass base= a complete saved generator")
+            source = folder / name
+            if not source.is_dir():
+                raise FileNotFoundError(f"generator component {name!r} is missing from {folder}: save the generator again")
             parts[name] = _LOADERS[name].from_pretrained(source) if name == "scheduler" else \
                 _LOADERS[name].from_pretrained(source, torch_dtype=dtype)
         image_size = tuple(json.loads((folder / "generator.json").read_text())["image_size"])

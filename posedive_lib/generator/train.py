@@ -101,6 +101,9 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() else "no"
     accelerator = Accelerator(mixed_precision=mixed)
+    if accelerator.num_processes > 1:
+        raise NotImplementedError("generator training runs in one process for now (batches are not sharded): "
+                                  "launch it without `accelerate launch --num_processes`")
     trainable = generator.trainable
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup) if config.warmup else 1.0)

@@ -191,7 +191,7 @@ def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathL
     data = ManifestImages(frame.assign(pid=0), root, model.preset.image_size)
     images = (torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))])
               for start in range(0, len(data), batch))
-    return torch.cat([embed_images(model, chunk, flip=flip, device=device) for chunk in images])
+    return torch.cat([embed_images(model, chunk, batch=batch, flip=flip, device=device) for chunk in images])
 
 
 @torch.no_grad()
