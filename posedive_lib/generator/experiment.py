@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +37,9 @@ def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | 
     target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
     generator = PoseDiveGenerator.from_pretrained(generator_dir)
     generator.to(torch.bfloat16).save_pretrained(target)
+    log = Path(generator_dir).parent / "loss.csv"
+    if log.is_file():  # the stage-1 loss curve travels with the weights
+        shutil.copyfile(log, target / "loss.csv")
     return target
 
 
@@ -147,7 +151,11 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
                                      title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
                 out_dir / "identity_grid.png")
-    logs = {name: pd.read_csv(run_dir / name / "loss.csv") for name in ("stage1", "stage2") if (run_dir / name / "loss.csv").is_file()}
+    from ..paths import PROJECT_ROOT
+
+    stage1_log = PROJECT_ROOT / pretrained / "loss.csv" if pretrained else run_dir / "stage1" / "loss.csv"
+    logs = {name: pd.read_csv(path).drop_duplicates("step", keep="last")
+            for name, path in (("stage1", stage1_log), ("stage2", run_dir / "stage2" / "loss.csv")) if path.is_file()}
     if logs:
         save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
     timings = run_dir / "timings.json"
