@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..checkpointing import save_training_state, saved_step
 from .data import PairData, stream_seed
 from .model import PoseDiveGenerator
 
@@ -111,13 +112,12 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
     generator.to(accelerator.device)
     ema = EMAModel(trainable.parameters(), decay=config.ema_decay) if config.ema_decay else None
 
-    state_dir, state_file = out_dir / "checkpoint", out_dir / "checkpoint" / "progress.json"
-    step = 0
-    if state_file.is_file():
+    state_dir = out_dir / "checkpoint"
+    step = saved_step(state_dir) or 0
+    if step:
         accelerator.load_state(str(state_dir))
         if ema is not None:
             ema.load_state_dict(torch.load(state_dir / "ema.pt", weights_only=False))
-        step = json.loads(state_file.read_text())["step"]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
     log_path = out_dir / "loss.csv"
@@ -145,7 +145,7 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
             records.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
         if accelerator.is_main_process:
             pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
-        _save_state(accelerator, ema, state_dir, step)
+        save_training_state(accelerator, state_dir, step, {"ema.pt": ema.state_dict()} if ema is not None else None)
     bar.close()
     if step >= config.steps and accelerator.is_main_process:
         if ema is not None:
@@ -153,15 +153,3 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
         generator.eval().to("cpu").save_pretrained(final)
         shutil.rmtree(state_dir, ignore_errors=True)
     return final
-
-
-def _save_state(accelerator, ema, state_dir: Path, step: int) -> None:
-    tmp = state_dir.with_name(state_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    if accelerator.is_main_process:
-        if ema is not None:
-            torch.save(ema.state_dict(), tmp / "ema.pt")
-        (tmp / "progress.json").write_text(json.dumps({"step": step}))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        os.replace(tmp, state_dir)

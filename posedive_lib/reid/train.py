@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..checkpointing import save_training_state, saved_step
 from ..paths import atomic_output
 from .data import ManifestImages, normalize, train_augmentation
 from .evaluation import flip_average
@@ -111,11 +112,10 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
     triplet = losses.TripletMarginLoss(margin=config.margin, distance=distances.LpDistance(normalize_embeddings=False))
     miner = miners.BatchHardMiner(distance=distances.LpDistance(normalize_embeddings=False))
 
-    state_dir, state_file = out_dir / "checkpoint", out_dir / "checkpoint" / "progress.json"
-    step = 0
-    if state_file.is_file():
+    state_dir = out_dir / "checkpoint"
+    step = saved_step(state_dir) or 0
+    if step:
         accelerator.load_state(str(state_dir))
-        step = json.loads(state_file.read_text())["step"]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), "num_classes": data.num_classes,
                                                            "label_of": data.label_of}, indent=1))
@@ -149,7 +149,7 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
-        _save_state(accelerator, state_dir, step)
+        save_training_state(accelerator, state_dir, step)
     bar.close()
     if step >= config.iterations and accelerator.is_main_process:
         state = accelerator.unwrap_model(model).state_dict()
@@ -157,17 +157,6 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
             save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp))
         shutil.rmtree(state_dir, ignore_errors=True)
     return weights
-
-
-def _save_state(accelerator, state_dir: Path, step: int) -> None:
-    """Save the full training state atomically: write beside, then swap folders."""
-    tmp = state_dir.with_name(state_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    if accelerator.is_main_process:
-        (tmp / "progress.json").write_text(json.dumps({"step": step}))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        os.replace(tmp, state_dir)
 
 
 def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDModel:
