@@ -171,3 +171,18 @@ def test_mismatched_parts_are_rejected():
         tiny_generator(image_size=(60, 32))
     with pytest.raises(ValueError, match="drop_reference"):
         replace(PRESETS["smoke"], drop_reference=1.5)
+
+
+def test_weights_digest_names_the_contents_of_a_saved_generator(tmp_path):
+    from posedive_lib.generator.model import weights_digest
+
+    tiny_generator(image_size=SIZE, seed=0).save_pretrained(tmp_path / "a")
+    tiny_generator(image_size=SIZE, seed=0).save_pretrained(tmp_path / "b")
+    tiny_generator(image_size=SIZE, seed=1).save_pretrained(tmp_path / "c")
+    assert weights_digest(tmp_path / "a") == weights_digest(tmp_path / "b") != weights_digest(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        weights_digest(tmp_path / "empty")
+    with pytest.raises(ValueError, match="n_ids >= 2"):
+        from posedive_lib.generator.identity import identity_probe
+
+        identity_probe(None, n_ids=1)

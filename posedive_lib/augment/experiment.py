@@ -13,22 +13,9 @@ import pandas as pd
 
 from ..data.synthetic.world import SyntheticWorld
 from ..paths import config_key
+from ..generator.model import weights_digest
 from .condition_gallery import GalleryConfig, build_condition_gallery
 from .generate import AugmentConfig, augment
-
-
-def weights_digest(folder: str | os.PathLike) -> str:
-    """Content digest of a saved model folder (its weight files and configs): names what generated a set."""
-    from ..data.manifest import content_hash
-
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
-    if not files:
-        raise FileNotFoundError(f"no weights in {folder}: pass a saved generator folder")
-    import hashlib
-    import json
-
-    listing = [(f.relative_to(folder).as_posix(), content_hash(f)) for f in files]
-    return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:12]
 
 
 def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, gallery_size: int,

@@ -179,7 +179,12 @@ def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | N
     vae_steps = min(vae_steps, 5) if smoke else vae_steps
     stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
     stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
-    key = config_key(stage1, extra=[config_key(stage2), vae_steps, str(pretrained)], length=8)
+    from ..paths import PROJECT_ROOT
+    from .model import weights_digest
+
+    # a pretrained start is named by its contents, so re-exported weights never reuse an old stage 2
+    start = ["pretrained", weights_digest(PROJECT_ROOT / pretrained)] if pretrained else [config_key(stage1), vae_steps]
+    key = config_key(stage2, extra=start, length=8)
     run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
     final = train_stages(world, run_dir, None if pretrained else stage1, stage2, vae_steps, pretrained, progress)
     return final, run_dir

@@ -40,6 +40,8 @@ def identity_probe(world: SyntheticWorld, n_ids: int = 20, per_id: int = 4, seed
     """Probe ``per_id`` oracle conditions for each of ``n_ids`` train identities (drawn with ``seed``)."""
     from .. data.synthetic.world import OracleRenderer
 
+    if n_ids < 2 or per_id < 1:
+        raise ValueError(f"identity checks need n_ids >= 2 (to compare identities) and per_id >= 1, got {n_ids}, {per_id}")
     oracle, train = world.subset("oracle"), world.subset("train")
     if oracle.empty:
         raise ValueError("this world has no oracle set (oracle_per_id=0): identity checks need one")

@@ -153,3 +153,17 @@ class PoseDiveGenerator(nn.Module):
                 _LOADERS[name].from_pretrained(source, torch_dtype=dtype)
         image_size = tuple(json.loads((folder / "generator.json").read_text())["image_size"])
         return cls(**parts, image_size=image_size)
+
+
+def weights_digest(folder: str | os.PathLike) -> str:
+    """Content digest of a saved model folder (its weight files and configs), for cache keys."""
+    import hashlib
+
+    from ..data.manifest import content_hash
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
+    if not files:
+        raise FileNotFoundError(f"no weights in {folder}: pass a saved generator folder")
+    listing = [(f.relative_to(folder).as_posix(), content_hash(f)) for f in files]
+    return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:12]
