@@ -60,10 +60,9 @@ class ConditionGallery:
 
 
 def gallery_pose_sources(seed: int) -> dict:
-    from ..body.poses import ExternalPoseLibrary, GaitPoses, StandingPoses
+    from ..data.synthetic.world import pose_sources
 
-    kinds = {"gait": GaitPoses, "standing": StandingPoses, "external": ExternalPoseLibrary}
-    return {name: kinds[kind](seed + offset, size) for name, (kind, offset, size) in GALLERY_SOURCES.items()}
+    return pose_sources(seed, GALLERY_SOURCES)
 
 
 def plan_gallery(config: GalleryConfig, train_viewpoints: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.synthetic.world import SyntheticWorld, _pose_sources, plan_shots
+from ..data.synthetic.world import SyntheticWorld, pose_sources, plan_shots
 from ..data.synthetic.world_conditions import world_conditions
 from .data import load_images, stack_conditions, to_uint8
 
@@ -57,7 +57,7 @@ def identity_probe(world: SyntheticWorld, n_ids: int = 20, per_id: int = 4, seed
     gallery = to_uint8(load_images(gallery_rows, world.root))
     # the same shot with another identity: every probe gets a different identity from the probed set
     shots = {s.path: s for s in plan_shots(world.config)}
-    sources, renderer = _pose_sources(world.config.seed), OracleRenderer(world.config)
+    sources, renderer = pose_sources(world.config.seed), OracleRenderer(world.config)
     others = []
     for path, pid in zip(probes["path"], probes["pid"]):
         shot = shots[path]

@@ -103,11 +103,12 @@ POSE_SOURCES = {"gait": ("gait", 0, 1000), "standing": ("standing", 0, 1000),
                 "external_fashion": ("external", 3000, 4000)}
 
 
-def _pose_sources(seed: int) -> dict:
+def pose_sources(seed: int, table: dict = POSE_SOURCES) -> dict:
+    """Pose source objects by name, from a table of name -> (kind, seed offset, size)."""
     from ...body.poses import ExternalPoseLibrary, GaitPoses, StandingPoses
 
     kinds = {"gait": GaitPoses, "standing": StandingPoses, "external": ExternalPoseLibrary}
-    return {name: kinds[kind](seed + offset, size) for name, (kind, offset, size) in POSE_SOURCES.items()}
+    return {name: kinds[kind](seed + offset, size) for name, (kind, offset, size) in table.items()}
 
 
 def plan_shots(config: WorldConfig) -> list[ShotSpec]:
@@ -175,7 +176,7 @@ class _Worker:
         from .person_renderer import PersonRenderer
 
         torch.set_num_threads(1)
-        cls.config, cls.sources, cls.looks = config, _pose_sources(config.seed), camera_looks(config)
+        cls.config, cls.sources, cls.looks = config, pose_sources(config.seed), camera_looks(config)
         cls.renderer = PersonRenderer(config.width, config.height, config.supersample)
 
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...paths import atomic_output
-from .world import SyntheticWorld, _pose_sources, camera_looks, identity_of, plan_shots
+from .world import SyntheticWorld, pose_sources, camera_looks, identity_of, plan_shots
 
 CONDITION_CHANNELS = {"depth": 1, "normal": 3, "skeleton": 3}
 
@@ -44,7 +44,7 @@ def _render(world: SyntheticWorld, paths: list[str], batch: int, progress: bool)
         raise ValueError(f"{len(missing)} images (first {missing[0]!r}) are not in this world's shot plan: "
                          "rebuild the world with build_world() instead of editing its manifest")
     renderer = PersonRenderer(config.width, config.height, config.supersample)
-    sources, looks = _pose_sources(config.seed), camera_looks(config)
+    sources, looks = pose_sources(config.seed), camera_looks(config)
     out = {name: [] for name in CONDITION_CHANNELS}
     for start in tqdm(range(0, len(paths), batch), desc="condition maps", disable=not progress):
         specs = [by_path[p] for p in paths[start:start + batch]]
