@@ -16,7 +16,8 @@ import pandas as pd
 from .paths import PROJECT_ROOT, atomic_output
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-ORDER = ("01_dataset_bias", "02_generator_training", "03_augmentation", "04_reid_training")
+ORDER = ("01_dataset_bias", "02_generator_training", "03_augmentation", "04_reid_training", "05_custom_splits",
+         "06_ablations", "07_tables")
 
 
 def notebook_path(name: str) -> Path:

@@ -36,3 +36,21 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
 def test_unknown_notebook_is_named():
     with pytest.raises(FileNotFoundError, match="01_dataset_bias"):
         notebook_path("99_missing")
+
+
+def test_bias_notebook_annotates_a_real_data_set_in_market_layout(tmp_path):
+    """A Market-1501 folder (the smoke world exported in its layout) goes through mediapipe annotation."""
+    import pandas as pd
+
+    from posedive_lib.data.export import export_market_layout
+    from posedive_lib.data.synthetic.world import build_world
+
+    world = build_world("smoke", progress=False)
+    export_market_layout(world.subset("train", "test"), world.root, tmp_path / "market")
+    run_notebook("01_dataset_bias", tmp_path / "out", {"profile": "smoke", "dataset": "market1501",
+                                                      "data_root": str(tmp_path / "market")})
+    coverage = pd.read_csv(tmp_path / "out" / "bias_coverage.csv").set_index("set")
+    train_images = len(world.subset("train"))
+    assert 0 < coverage.loc["train", "images"] <= train_images  # images where a person was found
+    for column in ("azimuth_entropy", "pose_diversity"):  # 8 gallery conditions at smoke: too few for 2D entropy
+        assert coverage.loc["augmentation", column] > coverage.loc["train", column]

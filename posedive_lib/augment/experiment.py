@@ -19,19 +19,28 @@ from .generate import AugmentConfig, augment
 
 
 def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, gallery_size: int,
-                     generator_dir: str | os.PathLike | None = None, progress: bool = True) -> pd.DataFrame:
+                     generator_dir: str | os.PathLike | None = None, progress: bool = True,
+                     train: pd.DataFrame | None = None) -> pd.DataFrame:
     """Augmentation rows (paths relative to ``world.root``): generated with the saved generator, or oracle
-    renders of the true identities when ``generator_dir`` is None."""
+    renders of the true identities when ``generator_dir`` is None.
+
+    ``train`` (default: the world's train split) gives the identities and their reference images, e.g.
+    the train side of a custom split; its rows must lie in the world's folder.
+    """
     from ..data.synthetic.world import OracleRenderer
     from ..generator.model import PoseDiveGenerator
 
-    train = world.subset("train")
+    custom = train is not None
+    train = world.subset("train") if train is None else train.reset_index(drop=True)
     gallery_config = GalleryConfig(size=gallery_size, mode=mode, width=world.config.width, height=world.config.height,
                                    seed=config.seed)
     gallery = build_condition_gallery(gallery_config, train_viewpoints=train, progress=progress)
     tag = "oracle" if generator_dir is None else "generated"
     source = "oracle" if generator_dir is None else weights_digest(generator_dir)
-    key = config_key(gallery_config, extra=[asdict(config) if generator_dir else config.per_id, config.seed, source], length=10)
+    extra = [asdict(config) if generator_dir else config.per_id, config.seed, source]
+    if custom:  # other references: another folder (the default set keeps its historical key)
+        extra.append(str(pd.util.hash_pandas_object(train["path"], index=False).sum()))
+    key = config_key(gallery_config, extra=extra, length=10)
     folder = Path("augmented") / f"{tag}-{mode}-{key}"
     if generator_dir is None:
         manifest = augment(train, world.root, gallery, world.root / folder, config, oracle=OracleRenderer(world.config),

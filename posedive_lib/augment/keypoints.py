@@ -104,3 +104,27 @@ def annotate_manifest(manifest: pd.DataFrame, root: str | os.PathLike, estimator
             found += out["found"].tolist()
     return manifest.assign(keypoints=keypoints, elevation=np.round(elevation, 2), azimuth=np.round(azimuth, 2),
                            kp_found=found)
+
+
+def annotated(manifest: pd.DataFrame, root: str | os.PathLike, progress: bool = True,
+              cache: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`annotate_manifest` with a fresh estimator, cached as CSV per (root, image paths)."""
+    import hashlib
+
+    from ..data.manifest import read_manifest, write_manifest
+    from ..paths import cache_dir
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} not found: pass the data set's root folder")
+    digest = hashlib.sha1("\n".join([str(root.resolve()), *manifest["path"].astype(str)]).encode()).hexdigest()[:12]
+    path = Path(cache or cache_dir() / "annotations") / f"{digest}.csv"
+    if path.is_file():
+        return read_manifest(path)
+    estimator = PoseEstimator()
+    try:
+        frame = annotate_manifest(manifest, root, estimator, progress=progress)
+    finally:
+        estimator.close()
+    write_manifest(frame, path)
+    return frame

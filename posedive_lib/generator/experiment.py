@@ -126,6 +126,17 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     return scores, {"probe": probe, "generated": generated}
 
 
+def profile_identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, profile: str, seed: int = 0,
+                           progress: bool = True) -> tuple[dict, dict]:
+    """:func:`identity_check` with the probe size of ``profile`` and its cached judge."""
+    from ..paths import cache_dir
+
+    smoke = profile == "smoke"
+    judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
+    return identity_check(generator_dir, world, judge_dir, n_ids=4 if smoke else 20, seed=seed, steps=5 if smoke else 20,
+                          judge_iterations=20 if smoke else None, progress=progress)
+
+
 def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps: int | None = None,
                          stage2_steps: int | None = None, pretrained: str | os.PathLike | None = None,
                          vae_steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:
@@ -141,11 +152,8 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     from ..paths import cache_dir
 
     world = build_world(profile, progress=progress)
-    smoke = profile == "smoke"
     final, run_dir = trained_generator(world, profile, stage1_steps, stage2_steps, pretrained, vae_steps, seed, progress)
-    judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
-    scores, shown = identity_check(final, world, judge_dir, n_ids=4 if smoke else 20, seed=seed,
-                                   steps=5 if smoke else 20, judge_iterations=20 if smoke else None, progress=progress)
+    scores, shown = profile_identity_check(final, world, profile, seed, progress)
     out_dir = Path(out_dir)
     probe = shown["probe"]
     save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
@@ -168,11 +176,29 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown}
 
 
+def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, image_size: tuple[int, int]) -> Path:
+    """The from-scratch start of the paper's Table 8a: the pretrained generator's (frozen) VAE with freshly
+    initialised U-Nets, pose guider and CLIP, saved to ``folder``."""
+    from ..paths import PROJECT_ROOT
+    from .sizes import tiny_generator
+
+    folder = Path(folder)
+    if not (folder / "generator.json").is_file():
+        vae = PoseDiveGenerator.from_pretrained(PROJECT_ROOT / pretrained).vae.float()
+        tiny_generator(vae, image_size=image_size).save_pretrained(folder)
+    return folder
+
+
 def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
                       pretrained: str | os.PathLike | None = None, vae_steps: int = 1500, seed: int = 0,
-                      progress: bool = True) -> tuple[Path, Path]:
-    """The tiny generator of ``profile`` (trained once, then cached): ``(generator folder, run folder)``."""
+                      progress: bool = True, from_scratch: bool = False) -> tuple[Path, Path]:
+    """The tiny generator of ``profile`` (trained once, then cached): ``(generator folder, run folder)``.
+
+    ``from_scratch``: stage 2 starts from random U-Nets, guider and CLIP (the ablation of the paper's
+    Table 8a), with the VAE of ``pretrained`` when given (else a VAE trained here, without stage 1).
+    """
     from ..paths import cache_dir, config_key
+
 
     smoke = profile == "smoke"
     stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
@@ -184,7 +210,11 @@ def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | N
 
     # a pretrained start is named by its contents, so re-exported weights never reuse an old stage 2
     start = ["pretrained", weights_digest(PROJECT_ROOT / pretrained)] if pretrained else [config_key(stage1), vae_steps]
-    key = config_key(stage2, extra=start, length=8)
+    key = config_key(stage2, extra=start + ["scratch"] if from_scratch else start, length=8)
     run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
+    if from_scratch and not pretrained:
+        stage1 = None
+    elif from_scratch:
+        pretrained = scratch_start(pretrained, run_dir / "scratch", (world.config.height, world.config.width))
     final = train_stages(world, run_dir, None if pretrained else stage1, stage2, vae_steps, pretrained, progress)
     return final, run_dir

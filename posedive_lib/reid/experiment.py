@@ -16,16 +16,20 @@ from ..paths import atomic_output
 from .evaluation import evaluate
 from .train import TrainConfig, extract_features, load_reid_model, train_reid
 
+CMC_RANKS = 20  # the CMC curve is kept to this rank (column ``cmc``: space-separated percentages)
+
 
 def evaluate_model(model, manifest: pd.DataFrame, root, flip: bool = False) -> dict:
-    """mAP / R1 / R5 / R10 (percent) of ``model`` on the query and gallery rows of ``manifest``."""
+    """mAP / R1 / R5 / R10 and the CMC curve (percent) of ``model`` on the query and gallery rows of ``manifest``."""
     query, gallery = manifest[manifest["split"] == "query"], manifest[manifest["split"] == "gallery"]
     if query.empty or gallery.empty:
         raise ValueError("the manifest needs query and gallery rows to evaluate on")
     qf = extract_features(model, query, root, flip=flip)
     gf = extract_features(model, gallery, root, flip=flip)
-    metrics = evaluate(qf, gf, query.pid.values, gallery.pid.values, query.camid.values, gallery.camid.values)
-    return {**metrics.as_dict(), "num_valid_queries": metrics.num_valid_queries}
+    metrics = evaluate(qf, gf, query.pid.values, gallery.pid.values, query.camid.values, gallery.camid.values,
+                       max_rank=CMC_RANKS)
+    cmc = " ".join(f"{100 * v:.2f}" for v in metrics.cmc)
+    return {**metrics.as_dict(), "num_valid_queries": metrics.num_valid_queries, "cmc": cmc}
 
 
 def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
@@ -94,5 +98,42 @@ def plot_settings(results: pd.DataFrame, order: Sequence[str], metrics: Sequence
             ax.plot(range(len(order)), row.to_numpy(), "o-", color="#3182bd", alpha=0.6, ms=3, lw=0.8)
         ax.set_xticks(range(len(order)), order, rotation=20)
         ax.set_ylabel(f"{metric} (%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cmc(results: pd.DataFrame, order: Sequence[str]):
+    """CMC curves (mean over seeds, band: min to max over seeds) of each setting, from the ``cmc`` column."""
+    import numpy as np
+
+    from ..analysis.world_figures import headless_pyplot
+
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name in [s for s in order if s in set(results["setting"])]:
+        curves = np.array([[float(v) for v in text.split()] for text in results.loc[results["setting"] == name, "cmc"]])
+        ranks = np.arange(1, curves.shape[1] + 1)
+        ax.plot(ranks, curves.mean(0), marker="o", ms=3, label=name)
+        ax.fill_between(ranks, curves.min(0), curves.max(0), alpha=0.2)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_xticks([1, 5, 10, 15, 20])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(table: pd.DataFrame, parameter: str, metrics: Sequence[str] = ("mAP", "R1"), xlabel: str | None = None):
+    """Mean +- std over seeds of each metric against a swept ``parameter`` (a :func:`~posedive_lib.studies.sweep_table`)."""
+    from ..analysis.world_figures import headless_pyplot
+
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ax.errorbar(table[parameter], table[metric], yerr=table.get(f"{metric}_std"), marker="o", capsize=3)
+        ax.set_xlabel(xlabel or parameter)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

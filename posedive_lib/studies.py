@@ -1,0 +1,185 @@
+"""The paper's Re-ID experiments on the synthetic world, as the notebooks run them.
+
+- :func:`main_study` (notebook 4, paper Table 1): baseline, + Pose-dIVE, + quantity, + oracle renders.
+- :func:`split_study` (notebook 5, Table 5): MSMT17-S-style Cam and Pose splits of the world's diverse
+  test identities; baseline, + Pose-dIVE and + oracle renders, trained on the split's train side.
+- :func:`ablation_study` (notebook 6, Tables 2, 3, 8b and supplementary Figs. 2 and 4): gallery modes,
+  diversity versus quantity, images per identity, filter thresholds, on the world's biased train split.
+- :func:`scratch_study` (notebook 6, Table 8a): pretrained versus from-scratch generator, judged by identity.
+
+Each study names its training sets (settings), trains every one with the same seeds
+(:func:`~.reid.experiment.run_settings`, compared seed by seed) and returns one row per setting and seed.
+Re-ID runs are cached by configuration, so a re-run only evaluates.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from .augment.experiment import augmentation_set, filter_statistics
+from .augment.generate import AugmentConfig
+from .data.synthetic.world import SyntheticWorld
+from .paths import cache_dir, config_key
+from .profiles import PROFILES
+from .reid.experiment import paired_summary, run_settings
+from .reid.train import PRESETS, TrainConfig
+
+# Settings of the ablation study shown together, with the paper's table each reproduces.
+ABLATION_TABLES = {
+    "table2_modes": ("baseline", "viewpoint", "pose", "both"),
+    "table3_diversity_vs_quantity": ("baseline", "in_domain", "both"),
+    "table8b_pose_source": ("in_domain", "both"),
+}
+
+
+def reid_config(n_ids: int, iterations: int) -> TrainConfig:
+    """The tiny Re-ID preset for ``iterations`` steps, with at most ``n_ids`` identities per batch."""
+    config = PRESETS["tiny"]
+    return replace(config, iterations=iterations, checkpoint_every=min(config.checkpoint_every, iterations),
+                   P=min(config.P, n_ids))
+
+
+def augment_config(profile: str, seed: int) -> AugmentConfig:
+    settings = PROFILES[profile]
+    return AugmentConfig(per_id=settings.augment_per_id, steps=settings.sample_steps, seed=seed)
+
+
+def _runs_dir(name: str, profile: str, world: SyntheticWorld, reid: TrainConfig, extra) -> Path:
+    return cache_dir() / "runs" / f"{name}-{profile}-{world.config.key()}-{config_key(reid, extra=extra, length=8)}"
+
+
+def _training_sets(train: pd.DataFrame, extra: dict[str, pd.DataFrame]) -> dict:
+    """``baseline`` (``train``) and ``train + rows`` for every named extra set."""
+    sets = {"baseline": lambda: train}
+    sets.update({name: (lambda rows=rows: pd.concat([train, rows], ignore_index=True)) for name, rows in extra.items()})
+    return sets
+
+
+def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
+               progress: bool = False) -> pd.DataFrame:
+    """Baseline, + Pose-dIVE (``posedive``), + in-domain generated images (``quantity``), + oracle renders."""
+    settings = PROFILES[profile]
+    train, test = world.subset("train"), world.subset("test")
+    config = augment_config(profile, seeds[0])
+    extra = {
+        "posedive": augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress),
+        "quantity": augmentation_set(world, "in_domain", config, settings.augment_gallery_size, generator_dir, progress),
+        "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress),
+    }
+    reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
+    runs_dir = _runs_dir("reid_main", profile, world, reid, [str(generator_dir), config.per_id])
+    runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
+    return runs.assign(experiment="reid_main", dataset="synthetic")
+
+
+def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
+                progress: bool = False) -> dict:
+    """A Cam (``kind='cam'``) or Pose split of the world's test identities (diverse viewpoints and poses,
+    like MSMT17): ``{"definition", "split" (manifest rows), "runs"}``."""
+    from .data.splits import apply_split, make_split
+    from .generator.model import weights_digest
+
+    settings = PROFILES[profile]
+    source = world.subset("test")
+    definition = make_split(source, kind, seed=0)
+    frame = apply_split(source, definition)
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] != "train"]
+    config = augment_config(profile, seeds[0])
+    extra = {"posedive": augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress,
+                                          train=train),
+             "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress, train=train)}
+    reid = reid_config(train["pid"].nunique(), settings.study_reid_iterations)
+    runs_dir = _runs_dir(f"split_{kind}", profile, world, reid, [weights_digest(generator_dir), config.per_id, definition])
+    runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
+    return {"definition": definition, "split": frame,
+            "runs": runs.assign(experiment=f"msmt17s_{kind}", dataset="synthetic")}
+
+
+def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir: str | os.PathLike,
+                  progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Extra training rows per ablation setting: one generated set per gallery mode (``both``, ``pose``,
+    ``viewpoint``, ``in_domain``), ``both`` cut to fewer images per identity (``both_per_id_<n>``) and
+    ``both`` keypoint-filtered with all thresholds at tau (``both_tau_<tau>``)."""
+    from .augment.condition_gallery import MODES
+    from .augment.filtering import FilterThresholds, apply_thresholds
+
+    settings = PROFILES[profile]
+    config = augment_config(profile, seed)
+    sets = {mode: augmentation_set(world, mode, config, settings.augment_gallery_size, generator_dir, progress)
+            for mode in MODES}
+    both = sets["both"]
+    for n in settings.per_id_counts:
+        if not 0 < n < config.per_id:
+            raise ValueError(f"per_id_counts must lie between 1 and augment_per_id - 1 ({config.per_id - 1}), got {n}")
+        sets[f"both_per_id_{n}"] = both[both["slot"] < n]
+    stats = filter_statistics(world, both, settings.augment_gallery_size, seed, progress)
+    for tau in settings.filter_taus:
+        kept = apply_thresholds(stats, FilterThresholds(tau, tau, FilterThresholds().epsilon_gen, tau))
+        sets[f"both_tau_{tau}"] = both[both["path"].isin(kept.loc[kept["keep"], "path"])]
+    return sets
+
+
+def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
+                   progress: bool = False) -> pd.DataFrame:
+    """Re-ID on the train split plus each set of :func:`ablation_sets`, and the baseline; one row per setting
+    and seed, with ``extra_images`` (generated images added)."""
+    from .generator.model import weights_digest
+
+    settings = PROFILES[profile]
+    train, test = world.subset("train"), world.subset("test")
+    extra = ablation_sets(world, profile, seeds[0], generator_dir, progress)
+    reid = reid_config(train["pid"].nunique(), settings.study_reid_iterations)
+    runs_dir = _runs_dir("ablation", profile, world, reid, [weights_digest(generator_dir), settings.augment_per_id])
+    runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
+    return runs.assign(experiment="ablation", dataset="synthetic", extra_images=runs["train_images"] - len(train))
+
+
+def ablation_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Paired summaries (mAP, against each table's first setting) of the settings of :data:`ABLATION_TABLES`."""
+    tables = {}
+    for name, order in ABLATION_TABLES.items():
+        rows = runs[runs["setting"].isin(order)]
+        table = paired_summary(rows, order[0]).reindex(list(order))
+        tables[name] = table.assign(extra_images=rows.groupby("setting")["extra_images"].first().reindex(list(order)))
+    return tables
+
+
+def sweep_table(runs: pd.DataFrame, points: dict[str, float], parameter: str) -> pd.DataFrame:
+    """Mean and std of mAP and R1 per sweep point (``points``: setting -> parameter value), sorted by value."""
+    rows = runs[runs["setting"].isin(points)]
+    table = rows.groupby("setting").agg(mAP=("mAP", "mean"), mAP_std=("mAP", "std"), R1=("R1", "mean"),
+                                        R1_std=("R1", "std"), extra_images=("extra_images", "first"))
+    table.insert(0, parameter, pd.Series(points))
+    return table.sort_values(parameter).round(2)
+
+
+def per_id_points(profile: str) -> dict[str, float]:
+    """Setting -> generated images per identity (0 is the baseline)."""
+    settings = PROFILES[profile]
+    points = {"baseline": 0, "both": settings.augment_per_id}
+    points.update({f"both_per_id_{n}": n for n in settings.per_id_counts})
+    return points
+
+
+def threshold_points(profile: str) -> dict[str, float]:
+    """Setting -> filter threshold tau (0 keeps every image: the unfiltered set)."""
+    return {"both": 0.0, **{f"both_tau_{tau}": tau for tau in PROFILES[profile].filter_taus}}
+
+
+def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: str | None,
+                  progress: bool = False) -> pd.DataFrame:
+    """Identity scores of the generator fine-tuned from the stage-1 weights and of one trained from scratch
+    (same stage-2 steps; the pretrained VAE is kept): one row per start."""
+    from .generator.experiment import profile_identity_check, trained_generator
+
+    rows = []
+    for start, scratch in (("pretrained", False), ("scratch", True)):
+        generator_dir, _ = trained_generator(world, profile, pretrained=pretrained, seed=seed, progress=progress,
+                                             from_scratch=scratch)
+        scores, _ = profile_identity_check(generator_dir, world, profile, seed, progress)
+        rows.append({"start": start, **{k: scores[k] for k in ("rank1_generated", "closer_generated",
+                                                               "cos_same_generated", "cos_other_generated")}})
+    return pd.DataFrame(rows)

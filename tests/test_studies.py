@@ -1,0 +1,106 @@
+"""The studies' tables and sweeps, the paper comparison, CMC curves and the from-scratch generator start."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from posedive_lib.analysis.paper_tables import TITLES, claims, comparison_tables, measured_rows, paper_results
+from posedive_lib.profiles import PROFILES
+from posedive_lib.reid.experiment import plot_cmc, plot_sweep
+from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, per_id_points, reid_config, sweep_table,
+                                  threshold_points)
+
+
+def fake_runs(values: dict[str, list[float]], extra: dict[str, int] | None = None) -> pd.DataFrame:
+    """One row per setting and seed with the given mAPs (R1 = mAP + 10)."""
+    rows = [{"setting": s, "seed": seed, "mAP": v, "R1": v + 10, "extra_images": (extra or {}).get(s, 0),
+             "cmc": " ".join(str(min(100.0, v + 10 + k)) for k in range(20))}
+            for s, vs in values.items() for seed, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_ablation_tables_compare_each_setting_with_the_tables_first_row_seed_by_seed():
+    runs = fake_runs({"baseline": [50, 60, 55], "viewpoint": [52, 61, 57], "pose": [49, 62, 58],
+                      "both": [55, 65, 60], "in_domain": [51, 59, 54]}, extra={"both": 720, "in_domain": 720})
+    tables = ablation_tables(runs)
+    assert set(tables) == set(ABLATION_TABLES)
+    modes = tables["table2_modes"]
+    assert list(modes.index) == ["baseline", "viewpoint", "pose", "both"]
+    assert modes.loc["both", "paired_diff_mean"] == pytest.approx(5.0) and modes.loc["both", "better_on_seeds"] == 3
+    assert modes.loc["pose", "better_on_seeds"] == 2
+    pose_source = tables["table8b_pose_source"]
+    assert pose_source.loc["both", "paired_diff_mean"] == pytest.approx(np.mean([4, 6, 6]), abs=0.01)
+    assert tables["table3_diversity_vs_quantity"].loc["in_domain", "extra_images"] == 720
+
+
+def test_sweeps_are_sorted_by_their_parameter_and_validate_counts():
+    points = per_id_points("quick")
+    assert points["baseline"] == 0 and points["both"] == PROFILES["quick"].augment_per_id
+    runs = fake_runs({"baseline": [50, 52, 54], "both_per_id_2": [53, 55, 57], "both": [40, 42, 44]})
+    table = sweep_table(runs, {k: v for k, v in points.items() if k in set(runs.setting)}, "per_id")
+    assert list(table["per_id"]) == [0, 2, 6] and table.loc["both_per_id_2", "mAP"] == 55.0
+    assert table.loc["both", "mAP_std"] == pytest.approx(2.0)
+    assert plot_sweep(table, "per_id") is not None
+    assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")
+
+
+def test_study_reid_config_keeps_the_preset_but_shortens_and_caps_identities():
+    config = reid_config(n_ids=5, iterations=40)
+    assert (config.iterations, config.checkpoint_every, config.P) == (40, 40, 5)
+    assert reid_config(n_ids=500, iterations=1000).P == 16
+
+
+def test_cmc_plot_reads_the_cmc_column():
+    runs = fake_runs({"baseline": [50, 60], "both": [55, 65]})
+    fig = plot_cmc(runs, ["baseline", "both", "absent"])
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and lines[0].get_ydata()[0] == pytest.approx(65.0)
+
+
+def test_paper_numbers_cover_the_compared_tables():
+    paper = paper_results()
+    for table in TITLES:
+        assert (paper["table"] == table).any(), table
+    assert set(paper["metric"]) <= {"mAP", "R1"} and paper["value"].between(0, 100).all()
+
+
+def test_comparison_tables_put_our_runs_beside_the_papers(tmp_path):
+    fake_runs({"baseline": [50, 60, 55], "posedive": [52, 64, 57], "oracle": [70, 71, 72]}).assign(
+        experiment="reid_main").to_csv(tmp_path / "reid_main_runs.csv", index=False)
+    ours = measured_rows(tmp_path)
+    assert set(ours["setting"]) == {"baseline", "both"} and ours.loc[ours.setting == "both", "mAP"].item() == "57.7 ± 6.0"
+    tables = comparison_tables(tmp_path)
+    main = tables["main"]
+    assert ("this package", "synthetic world", "tiny ResNet (BoT)") in main.index
+    assert main.loc[("paper (real data)", "Market-1501", "CLIP-ReID"), ("mAP", "baseline")] == 89.6
+    checked = claims(tmp_path).set_index("claim")
+    row = checked.loc["augmentation helps on the shifted test"]
+    assert row["mAP_diff_mean"] == pytest.approx(np.mean([2, 4, 2]), abs=0.01) and row["holds_on_seeds"] == "3/3"
+    assert "pose augmentation helps" not in checked.index  # no ablation runs in this folder
+
+
+def test_bad_paper_file_is_named(tmp_path):
+    (tmp_path / "p.csv").write_text("table,value\nmain,1\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        paper_results(tmp_path / "p.csv")
+
+
+def test_scratch_start_keeps_the_vae_and_reinitialises_the_unets(tmp_path):
+    import torch
+
+    from posedive_lib.generator.experiment import scratch_start
+    from posedive_lib.generator.model import PoseDiveGenerator
+    from posedive_lib.generator.sizes import tiny_generator
+
+    trained = tiny_generator(image_size=(64, 32), seed=3)
+    with torch.no_grad():
+        for p in list(trained.vae.parameters()) + list(trained.denoising_unet.parameters()):
+            p.add_(0.01)
+    trained.save_pretrained(tmp_path / "pretrained")
+    start = PoseDiveGenerator.from_pretrained(scratch_start(tmp_path / "pretrained", tmp_path / "scratch", (64, 32)))
+    fresh = tiny_generator(trained.vae, image_size=(64, 32))
+    for a, b in zip(start.vae.parameters(), trained.vae.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(start.denoising_unet.parameters()), next(trained.denoising_unet.parameters()))
+    assert torch.equal(next(start.denoising_unet.parameters()), next(fresh.denoising_unet.parameters()))
