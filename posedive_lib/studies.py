@@ -9,7 +9,8 @@
 
 Each study names its training sets (settings), trains every one with the same seeds
 (:func:`~.reid.experiment.run_settings`, compared seed by seed) and returns one row per setting and seed.
-Re-ID runs are cached by configuration, so a re-run only evaluates.
+Re-ID runs are cached by configuration and training rows, so a re-run only evaluates and the studies
+share the runs they have in common (baseline, ``both``, ``in_domain``).
 """
 from __future__ import annotations
 
@@ -47,8 +48,10 @@ def augment_config(profile: str, seed: int) -> AugmentConfig:
     return AugmentConfig(per_id=settings.augment_per_id, steps=settings.sample_steps, seed=seed)
 
 
-def _runs_dir(name: str, profile: str, world: SyntheticWorld, reid: TrainConfig, extra) -> Path:
-    return cache_dir() / "runs" / f"{name}-{profile}-{world.config.key()}-{config_key(reid, extra=extra, length=8)}"
+def _runs_dir(profile: str, world: SyntheticWorld, reid: TrainConfig) -> Path:
+    """Where the studies' Re-ID runs live: one folder per world and Re-ID configuration, so a training set
+    that two studies share (e.g. the baseline, or ``both`` = notebook 4's ``posedive``) trains once."""
+    return cache_dir() / "runs" / f"{profile}-{world.config.key()}-{config_key(reid, length=8)}"
 
 
 def _training_sets(train: pd.DataFrame, extra: dict[str, pd.DataFrame]) -> dict:
@@ -70,7 +73,7 @@ def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_
         "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress),
     }
     reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
-    runs_dir = _runs_dir("reid_main", profile, world, reid, [str(generator_dir), config.per_id])
+    runs_dir = _runs_dir(profile, world, reid)
     runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
     return runs.assign(experiment="reid_main", dataset="synthetic")
 
@@ -80,8 +83,6 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
     """A Cam (``kind='cam'``) or Pose split of the world's test identities (diverse viewpoints and poses,
     like MSMT17): ``{"definition", "split" (manifest rows), "runs"}``."""
     from .data.splits import apply_split, make_split
-    from .generator.model import weights_digest
-
     settings = PROFILES[profile]
     source = world.subset("test")
     definition = make_split(source, kind, seed=0)
@@ -91,8 +92,8 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
     extra = {"posedive": augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress,
                                           train=train),
              "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress, train=train)}
-    reid = reid_config(train["pid"].nunique(), settings.study_reid_iterations)
-    runs_dir = _runs_dir(f"split_{kind}", profile, world, reid, [weights_digest(generator_dir), config.per_id, definition])
+    reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
+    runs_dir = _runs_dir(profile, world, reid)
     runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
     return {"definition": definition, "split": frame,
             "runs": runs.assign(experiment=f"msmt17s_{kind}", dataset="synthetic")}
@@ -126,13 +127,11 @@ def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], genera
                    progress: bool = False) -> pd.DataFrame:
     """Re-ID on the train split plus each set of :func:`ablation_sets`, and the baseline; one row per setting
     and seed, with ``extra_images`` (generated images added)."""
-    from .generator.model import weights_digest
-
     settings = PROFILES[profile]
     train, test = world.subset("train"), world.subset("test")
     extra = ablation_sets(world, profile, seeds[0], generator_dir, progress)
-    reid = reid_config(train["pid"].nunique(), settings.study_reid_iterations)
-    runs_dir = _runs_dir("ablation", profile, world, reid, [weights_digest(generator_dir), settings.augment_per_id])
+    reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
+    runs_dir = _runs_dir(profile, world, reid)
     runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
     return runs.assign(experiment="ablation", dataset="synthetic", extra_images=runs["train_images"] - len(train))
 

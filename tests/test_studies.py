@@ -7,7 +7,7 @@ import pytest
 
 from posedive_lib.analysis.paper_tables import TITLES, claims, comparison_tables, measured_rows, paper_results
 from posedive_lib.profiles import PROFILES
-from posedive_lib.reid.experiment import plot_cmc, plot_sweep
+from posedive_lib.reid.experiment import plot_cmc, plot_sweep, training_set_key
 from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, per_id_points, reid_config, sweep_table,
                                   threshold_points)
 
@@ -39,7 +39,7 @@ def test_sweeps_are_sorted_by_their_parameter_and_validate_counts():
     assert points["baseline"] == 0 and points["both"] == PROFILES["quick"].augment_per_id
     runs = fake_runs({"baseline": [50, 52, 54], "both_per_id_2": [53, 55, 57], "both": [40, 42, 44]})
     table = sweep_table(runs, {k: v for k, v in points.items() if k in set(runs.setting)}, "per_id")
-    assert list(table["per_id"]) == [0, 2, 6] and table.loc["both_per_id_2", "mAP"] == 55.0
+    assert list(table["per_id"]) == [0, 2, PROFILES["quick"].augment_per_id] and table.loc["both_per_id_2", "mAP"] == 55.0
     assert table.loc["both", "mAP_std"] == pytest.approx(2.0)
     assert plot_sweep(table, "per_id") is not None
     assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")
@@ -49,6 +49,14 @@ def test_study_reid_config_keeps_the_preset_but_shortens_and_caps_identities():
     config = reid_config(n_ids=5, iterations=40)
     assert (config.iterations, config.checkpoint_every, config.P) == (40, 40, 5)
     assert reid_config(n_ids=500, iterations=1000).P == 16
+
+
+def test_runs_are_keyed_by_their_training_rows_in_any_order():
+    rows = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "pid": [1, 1, 2], "camid": [0, 1, 0]})
+    key = training_set_key(rows)
+    assert training_set_key(rows.iloc[::-1]) == key  # same set, other order: the same run
+    assert training_set_key(rows.iloc[:2]) != key  # a row less
+    assert training_set_key(rows.assign(pid=[1, 2, 2])) != key  # a label changed
 
 
 def test_cmc_plot_reads_the_cmc_column():

@@ -5,6 +5,7 @@ renders); every setting is run with the same seeds so results compare seed by se
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -32,13 +33,20 @@ def evaluate_model(model, manifest: pd.DataFrame, root, flip: bool = False) -> d
     return {**metrics.as_dict(), "num_valid_queries": metrics.num_valid_queries, "cmc": cmc}
 
 
+def training_set_key(train: pd.DataFrame) -> str:
+    """Short digest of a training set's rows (``path``, ``pid``, ``camid``, order-free): names its runs."""
+    rows = train[["path", "pid", "camid"]].astype(str).agg("|".join, axis=1).sort_values()
+    return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:12]
+
+
 def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
                  out_dir: str | os.PathLike, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every setting with every seed; one row per (setting, seed).
 
-    Each run trains into ``out_dir/<setting>/seed<k>``: finished runs are reused and interrupted ones
-    resume, so the whole experiment can be re-run after a crash at no extra cost.
+    Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
+    are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
+    cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
     """
     if len(seeds) < 1:
         raise ValueError("give at least one seed (experiments report at least three)")
@@ -46,7 +54,7 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     for seed in seeds:
         for name, rows_of in settings.items():
             train = rows_of()
-            run_dir = Path(out_dir) / name / f"seed{seed}"
+            run_dir = Path(out_dir) / f"set-{training_set_key(train)}" / f"seed{seed}"
             train_reid(train, root, run_dir, replace(config, seed=seed), progress=progress)
             scores = evaluate_model(load_reid_model(run_dir), test, root)
             rows.append({"setting": name, "seed": seed, **{k: round(v, 2) if isinstance(v, float) else v
