@@ -99,6 +99,17 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
             "runs": runs.assign(experiment=f"msmt17s_{kind}", dataset="synthetic")}
 
 
+def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: bool = False):
+    """The baseline Re-ID model (train split only, seed ``seed``) of the studies, e.g. to judge the identity
+    of generated images; it is the same run as the studies' baseline, so it trains once."""
+    from .reid.experiment import trained_run
+    from .reid.train import load_reid_model
+
+    train = world.subset("train")
+    reid = reid_config(train["pid"].nunique(), PROFILES[profile].reid_iterations)
+    return load_reid_model(trained_run(train, world.root, _runs_dir(profile, world, reid), seed, reid, progress))
+
+
 def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir: str | os.PathLike,
                   progress: bool = False) -> dict[str, pd.DataFrame]:
     """Extra training rows per ablation setting: one generated set per gallery mode (``both``, ``pose``,

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery
-from posedive_lib.augment.filtering import FilterThresholds, apply_thresholds, filter_summary, keypoint_statistics
+from posedive_lib.augment.filtering import (FilterThresholds, add_identity_similarity, apply_thresholds, filter_summary,
+                                           keypoint_error, keypoint_statistics)
 from posedive_lib.augment.generate import AugmentConfig, augment
 
 
@@ -41,6 +42,33 @@ def test_each_filter_rejects_what_it_should():
         apply_thresholds(stats.drop(columns=["kp_gen_diff"]))
 
 
+def test_extra_pose_and_identity_filters_are_off_by_default_and_reject_when_set():
+    stats = pd.DataFrame({"kp_ref_min": [0.9] * 4, "kp_target_mean": [0.9] * 4, "kp_gen_mean": [0.8] * 4,
+                          "kp_gen_diff": [0.1] * 4, "kp_gen_error": [0.02, 0.3, np.nan, 0.02],
+                          "id_cosine": [0.8, 0.8, 0.8, 0.1]})
+    assert apply_thresholds(stats)["keep"].all() and "keep_pose" not in apply_thresholds(stats)
+    kept = apply_thresholds(stats, FilterThresholds(max_keypoint_error=0.1, min_id_cosine=0.5))
+    assert kept["keep_pose"].tolist() == [True, False, False, True]  # no keypoint found: rejected
+    assert kept["keep_identity"].tolist() == [True, True, True, False]
+    assert kept["keep"].tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="add_identity_similarity"):
+        apply_thresholds(stats.drop(columns=["id_cosine"]), FilterThresholds(min_id_cosine=0.5))
+    with pytest.raises(ValueError, match="image heights"):
+        FilterThresholds(max_keypoint_error=0)
+
+
+def test_keypoint_error_counts_only_visible_and_confident_keypoints():
+    target = np.zeros((2, 17, 3))
+    target[..., 2] = 1
+    target[1, :, 2] = 0  # nothing visible in the second target
+    estimated = np.zeros((2, 17, 3))
+    estimated[0, :, 1] = 12.8  # 0.1 image heights below the target at height 128
+    estimated[..., 2] = 0.9
+    estimated[0, 0] = (500, 500, 0.1)  # far off but not confident: ignored
+    error = keypoint_error(estimated, target, height=128)
+    assert error[0] == pytest.approx(0.1) and np.isnan(error[1])
+
+
 def test_statistics_are_recorded_for_every_generated_image(smoke_world, tmp_path):
     from posedive_lib.data.synthetic.world import OracleRenderer
 
@@ -55,8 +83,23 @@ def test_statistics_are_recorded_for_every_generated_image(smoke_world, tmp_path
     for column in ("kp_ref_min", "kp_target_mean", "kp_gen_mean", "kp_gen_diff"):
         assert stats[column].between(0, 1).all(), column
     assert (stats["kp_gen_diff"] - (stats["kp_gen_mean"] - stats["kp_target_mean"]).abs()).abs().max() < 1e-6
+    # the stand-in puts every keypoint at (0, 0): an error where its confidence counts (>= 0.5), NaN elsewhere
+    assert (stats["kp_gen_error"].notna() == (stats["kp_gen_mean"] >= 0.5)).all()
+    judged = add_identity_similarity(stats.assign(path=stats["parent"]), smoke_world.root, tiny_judge())
+    assert judged["id_cosine"].to_numpy() == pytest.approx(1.0, abs=1e-5)  # an image against itself
+    other = add_identity_similarity(stats, smoke_world.root, tiny_judge())["id_cosine"]
+    assert other.between(-1, 1).all() and (other < 0.9999).all()
     with pytest.raises(ValueError, match="gallery"):
         keypoint_statistics(manifest.assign(condition_id="nope"), smoke_world.root, gallery, BrightnessEstimator(), progress=False)
+
+
+def tiny_judge():
+    import torch
+
+    from posedive_lib.reid.model import ReIDModel
+
+    torch.manual_seed(0)
+    return ReIDModel(num_classes=4, backbone="tiny").eval()
 
 
 needs_mediapipe = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe not installed")

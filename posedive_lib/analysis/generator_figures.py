@@ -57,3 +57,20 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], window: int = 50):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_quality(stats: dict[str, pd.DataFrame]):
+    """Per set (e.g. generated vs oracle): histograms of the identity similarity to the reference
+    (``id_cosine``) and of the keypoint error against the target (image heights)."""
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, frame in stats.items():
+        axes[0].hist(frame["id_cosine"], bins=30, range=(-0.5, 1), alpha=0.5, label=name)
+        axes[1].hist(frame["kp_gen_error"].dropna(), bins=30, range=(0, 0.3), alpha=0.5, label=name)
+    axes[0].set_xlabel("Re-ID cosine similarity to the reference")
+    axes[1].set_xlabel("keypoint error vs target (image heights)")
+    for ax in axes:
+        ax.set_ylabel("images")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

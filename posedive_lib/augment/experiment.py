@@ -76,15 +76,26 @@ def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: p
 
 
 def filter_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int = 0,
-                      progress: bool = True) -> pd.DataFrame:
-    """Keypoint statistics (:func:`~.filtering.keypoint_statistics`) of one augmentation set, cached beside its images."""
+                      progress: bool = True, judge=None) -> pd.DataFrame:
+    """Keypoint statistics (:func:`~.filtering.keypoint_statistics`) of one augmentation set, cached beside its
+    images; with a Re-ID ``judge``, also the identity similarity of each image to its reference (``id_cosine``)."""
+    from .filtering import add_identity_similarity
+
+    stats = _keypoint_statistics(world, augmentation, gallery_size, seed, progress)
+    return stats if judge is None else add_identity_similarity(stats, world.root, judge)
+
+
+def _keypoint_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int,
+                         progress: bool) -> pd.DataFrame:
     from .filtering import keypoint_statistics
     from .keypoints import PoseEstimator
 
     folder = world.root / Path(augmentation["path"].iloc[0]).parent.parent
     cache = folder / "keypoint_statistics.csv"
     if cache.is_file():
-        return pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
+        stats = pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
+        if "kp_gen_error" in stats:  # older caches lack the keypoint error: recompute them
+            return stats
     mode = augmentation["gallery_mode"].iloc[0]
     gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=world.config.width,
                                                     height=world.config.height, seed=seed),

@@ -6,9 +6,11 @@ Per generated image, with confidences from a 2D pose estimator:
 - the generated image if the mean absolute difference between its confidences and the target's is at
   most ``epsilon_gen`` and its mean confidence is at least ``tau_gen``.
 Every value and decision is written into the manifest (``kp_*`` and ``keep_*`` columns, ``keep`` =
-all three), so thresholds can be swept afterwards with :func:`apply_thresholds` without re-running
-the estimator. Identity quality (Re-ID cosine similarity of reference and generated image) is added
-by :func:`add_identity_similarity` as an extra statistic and filter.
+all of them), so thresholds can be swept afterwards with :func:`apply_thresholds` without re-running
+the estimator. Two extra quality measures, off by default as in the paper, can filter as well:
+``kp_gen_error`` (pose: distance of the generated image's keypoints from the target's, in image
+heights) and ``id_cosine`` (identity: Re-ID cosine similarity of reference and generated image, added
+by :func:`add_identity_similarity`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.images import read_rgb_stack
 from .condition_gallery import ConditionGallery
 
 
@@ -28,26 +31,36 @@ class FilterThresholds:
     tau_tar: float = 0.6
     epsilon_gen: float = 0.4
     tau_gen: float = 0.6
+    max_keypoint_error: float | None = None  # extra pose filter: kp_gen_error at most this (image heights)
+    min_id_cosine: float | None = None  # extra identity filter: id_cosine at least this
 
     def __post_init__(self):
-        bad = {k: v for k, v in asdict(self).items() if not 0 <= v <= 1}
+        confidences = {k: getattr(self, k) for k in ("tau_ref", "tau_tar", "epsilon_gen", "tau_gen")}
+        bad = {k: v for k, v in confidences.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"filter thresholds are confidences in [0, 1], got {bad}")
+        if self.max_keypoint_error is not None and not self.max_keypoint_error > 0:
+            raise ValueError(f"max_keypoint_error is a distance in image heights (> 0), got {self.max_keypoint_error}")
+        if self.min_id_cosine is not None and not -1 <= self.min_id_cosine <= 1:
+            raise ValueError(f"min_id_cosine is a cosine similarity in [-1, 1], got {self.min_id_cosine}")
 
 
-def _read(paths, root: Path) -> np.ndarray:
-    from PIL import Image
-
-    return np.stack([np.asarray(Image.open(root / p).convert("RGB")) for p in paths])
+def keypoint_error(estimated: np.ndarray, target: np.ndarray, height: int, min_confidence: float = 0.5) -> np.ndarray:
+    """Mean distance (in image heights) between estimated (N, 17, 3: x, y, confidence) and target keypoints
+    (N, 17, 3: x, y, visible) over the keypoints visible in the target and confidently found; NaN if none."""
+    used = (target[..., 2] > 0) & (estimated[..., 2] >= min_confidence)
+    distance = np.linalg.norm(estimated[..., :2] - target[..., :2], axis=-1) / height
+    with np.errstate(invalid="ignore"):
+        return np.where(used.any(1), (distance * used).sum(1) / used.sum(1), np.nan)
 
 
 def keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGallery, estimator,
                         batch: int = 64, progress: bool = True) -> pd.DataFrame:
-    """Add ``kp_ref_min``, ``kp_target_mean``, ``kp_gen_mean``, ``kp_gen_diff`` (and the generated
-    image's estimated keypoints) to an augmentation manifest whose paths and parents are under ``root``."""
+    """Add ``kp_ref_min``, ``kp_target_mean``, ``kp_gen_mean``, ``kp_gen_diff``, ``kp_gen_error`` (and the
+    generated image's estimated keypoints) to an augmentation manifest whose paths and parents are under ``root``."""
     from tqdm.auto import tqdm
 
-    from ..data.manifest import encode_keypoints
+    from ..data.manifest import decode_keypoints, encode_keypoints
 
     root = Path(root)
     missing = [c for c in ("path", "parent", "condition_id") if c not in manifest.columns]
@@ -65,20 +78,25 @@ def keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery
     ref_min = {}
     for start in tqdm(range(0, len(parents), batch), desc="keypoints: references", disable=not progress):
         chunk = parents[start:start + batch]
-        conf = estimator.estimate(_read(chunk, root))["keypoints"][..., 2]
+        conf = estimator.estimate(read_rgb_stack(chunk, root))["keypoints"][..., 2]
         ref_min.update(zip(chunk, conf.min(1)))
-    gen_mean, gen_diff, gen_keypoints = [], [], []
+    target_keypoints = decode_keypoints(gallery.table["keypoints"])  # rendered joints: x, y, visible
+    gen_mean, gen_diff, gen_error, gen_keypoints = [], [], [], []
     for start in tqdm(range(0, len(manifest), batch), desc="keypoints: generated", disable=not progress):
         rows = manifest.iloc[start:start + batch]
-        out = estimator.estimate(_read(rows["path"], root))
+        images = read_rgb_stack(rows["path"], root)
+        out = estimator.estimate(images)
         conf = out["keypoints"][..., 2]
-        target = np.stack([target_conf[i] for i in condition_index[rows["condition_id"]].to_numpy()])
+        index = condition_index[rows["condition_id"]].to_numpy()
+        target = np.stack([target_conf[i] for i in index])
         gen_mean += conf.mean(1).tolist()
         gen_diff += np.abs(conf - target).mean(1).tolist()
+        gen_error += keypoint_error(out["keypoints"], target_keypoints[index], images.shape[1]).tolist()
         gen_keypoints += encode_keypoints(out["keypoints"])
     target_mean = np.array([target_conf[i].mean() for i in condition_index[manifest["condition_id"]].to_numpy()])
     return manifest.assign(kp_ref_min=manifest["parent"].map(ref_min).astype(float), kp_target_mean=target_mean,
-                           kp_gen_mean=gen_mean, kp_gen_diff=gen_diff, kp_generated=gen_keypoints)
+                           kp_gen_mean=gen_mean, kp_gen_diff=gen_diff, kp_gen_error=gen_error,
+                           kp_generated=gen_keypoints)
 
 
 def apply_thresholds(stats: pd.DataFrame, thresholds: FilterThresholds = FilterThresholds()) -> pd.DataFrame:
@@ -90,8 +108,20 @@ def apply_thresholds(stats: pd.DataFrame, thresholds: FilterThresholds = FilterT
     keep_reference = stats["kp_ref_min"] >= t.tau_ref
     keep_target = stats["kp_target_mean"] >= t.tau_tar
     keep_generated = (stats["kp_gen_diff"] <= t.epsilon_gen) & (stats["kp_gen_mean"] >= t.tau_gen)
+    keep = keep_reference & keep_target & keep_generated
+    extra = {}
+    for column, name, value, keeps in (
+            ("kp_gen_error", "keep_pose", t.max_keypoint_error, lambda v, limit: v <= limit),  # NaN (no keypoint) fails
+            ("id_cosine", "keep_identity", t.min_id_cosine, lambda v, limit: v >= limit)):
+        if value is None:
+            continue
+        if column not in stats:
+            how = "add_identity_similarity()" if column == "id_cosine" else "keypoint_statistics() again"
+            raise ValueError(f"the {name[5:]} filter needs the {column!r} column: run {how} first")
+        extra[name] = keeps(stats[column], value)
+        keep = keep & extra[name]
     return stats.assign(keep_reference=keep_reference, keep_target=keep_target, keep_generated=keep_generated,
-                        keep=keep_reference & keep_target & keep_generated)
+                        **extra, keep=keep)
 
 
 def filter_summary(stats: pd.DataFrame, taus=(0.15, 0.3, 0.45, 0.6, 0.75, 0.9), epsilon_gen: float = 0.4) -> pd.DataFrame:
@@ -104,6 +134,17 @@ def filter_summary(stats: pd.DataFrame, taus=(0.15, 0.3, 0.45, 0.6, 0.75, 0.9), 
     return pd.DataFrame(rows)
 
 
+def quality_summary(stats: pd.DataFrame) -> dict:
+    """Pose and identity quality of a set: share of images with keypoints found, median keypoint error
+    (image heights), median and mean ``id_cosine`` when present."""
+    summary = {"images": len(stats), "keypoints_found": round(float(stats["kp_gen_error"].notna().mean()), 4),
+               "kp_error_median": round(float(stats["kp_gen_error"].median()), 4)}
+    if "id_cosine" in stats:
+        summary.update(id_cosine_median=round(float(stats["id_cosine"].median()), 4),
+                       id_cosine_mean=round(float(stats["id_cosine"].mean()), 4))
+    return summary
+
+
 def add_identity_similarity(stats: pd.DataFrame, root: str | os.PathLike, judge) -> pd.DataFrame:
     """``id_cosine``: cosine similarity of Re-ID features of each generated image and its reference."""
     import torch
@@ -112,7 +153,7 @@ def add_identity_similarity(stats: pd.DataFrame, root: str | os.PathLike, judge)
     from ..reid.train import embed_images
 
     root = Path(root)
-    as_tensor = lambda paths: torch.from_numpy(_read(paths, root)).permute(0, 3, 1, 2)  # noqa: E731
+    as_tensor = lambda paths: torch.from_numpy(read_rgb_stack(paths, root)).permute(0, 3, 1, 2)  # noqa: E731
     generated = F.normalize(embed_images(judge, as_tensor(stats["path"]), flip=True), dim=1)
     references = F.normalize(embed_images(judge, as_tensor(stats["parent"]), flip=True), dim=1)
     return stats.assign(id_cosine=(generated * references).sum(1).numpy())

@@ -82,21 +82,20 @@ def annotate_manifest(manifest: pd.DataFrame, root: str | os.PathLike, estimator
                       progress: bool = True) -> pd.DataFrame:
     """Fill ``keypoints``, ``azimuth`` and ``elevation`` of a manifest from the estimator (real data sets,
     whose viewpoints and poses are unknown); ``kp_found`` says where a person was detected."""
-    from PIL import Image
     from tqdm.auto import tqdm
 
+    from ..data.images import read_rgb
     from ..data.manifest import encode_keypoints
 
     root = Path(root)
     keypoints, elevation, azimuth, found = [], [], [], []
     for start in tqdm(range(0, len(manifest), batch), desc="keypoint annotation", disable=not progress):
         paths = manifest["path"].iloc[start:start + batch]
-        try:
-            images = np.stack([np.asarray(Image.open(root / p).convert("RGB")) for p in paths])
-        except ValueError:  # mixed sizes: one at a time
-            images = None
-        outs = [estimator.estimate(images)] if images is not None else \
-            [estimator.estimate(np.asarray(Image.open(root / p).convert("RGB"))[None]) for p in paths]
+        images = [read_rgb(root / p) for p in paths]
+        if len({image.shape for image in images}) == 1:
+            outs = [estimator.estimate(np.stack(images))]
+        else:  # mixed sizes (real data sets): one at a time
+            outs = [estimator.estimate(image[None]) for image in images]
         for out in outs:
             keypoints += encode_keypoints(out["keypoints"])
             elevation += out["elevation"].tolist()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,18 +22,10 @@ def stream_seed(*keys: int) -> int:
 
 def load_images(frame: pd.DataFrame, root: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
     """(N, 3, H, W) images in [-1, 1] for the manifest rows (resized to ``size`` = (H, W) if given)."""
-    from PIL import Image
+    from ..data.images import read_rgb_stack
 
-    root, out = Path(root), []
-    for path in frame["path"]:
-        try:
-            image = Image.open(root / path).convert("RGB")
-        except (OSError, ValueError) as err:
-            raise ValueError(f"cannot read image {root / path} ({err}); rebuild or remove it from the manifest") from None
-        if size and image.size != (size[1], size[0]):
-            image = image.resize((size[1], size[0]), Image.BICUBIC)
-        out.append(torch.from_numpy(np.asarray(image).copy()))
-    return torch.stack(out).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = torch.from_numpy(read_rgb_stack(frame["path"], root, size, resample="bicubic"))
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

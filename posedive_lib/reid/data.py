@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
+
+from ..data.images import read_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,13 +35,8 @@ class ManifestImages(Dataset):
         return len(self.label_of)
 
     def _read(self, index: int) -> torch.Tensor:
-        path = self.root / self.frame["path"].iloc[index]
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB").resize((self.size[1], self.size[0]), Image.BILINEAR)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read image {path}: {error}; fix or drop it from the manifest") from error
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        image = read_rgb(self.root / self.frame["path"].iloc[index], self.size, resample="bilinear")
+        return torch.from_numpy(image).permute(2, 0, 1)
 
     def __len__(self) -> int:
         return len(self.frame)

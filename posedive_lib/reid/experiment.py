@@ -39,6 +39,14 @@ def training_set_key(train: pd.DataFrame) -> str:
     return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:12]
 
 
+def trained_run(train: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, seed: int,
+                config: TrainConfig = TrainConfig(), progress: bool = True) -> Path:
+    """The run of ``train`` with ``seed`` under ``out_dir`` (trained, resumed or reused): its folder."""
+    run_dir = Path(out_dir) / f"set-{training_set_key(train)}" / f"seed{seed}"
+    train_reid(train, root, run_dir, replace(config, seed=seed), progress=progress)
+    return run_dir
+
+
 def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
                  out_dir: str | os.PathLike, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  progress: bool = True) -> pd.DataFrame:
@@ -54,8 +62,7 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     for seed in seeds:
         for name, rows_of in settings.items():
             train = rows_of()
-            run_dir = Path(out_dir) / f"set-{training_set_key(train)}" / f"seed{seed}"
-            train_reid(train, root, run_dir, replace(config, seed=seed), progress=progress)
+            run_dir = trained_run(train, root, out_dir, seed, config, progress)
             scores = evaluate_model(load_reid_model(run_dir), test, root)
             rows.append({"setting": name, "seed": seed, **{k: round(v, 2) if isinstance(v, float) else v
                                                            for k, v in scores.items()}, "train_images": len(train)})
