@@ -114,9 +114,11 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
                   progress: bool = False) -> dict[str, pd.DataFrame]:
     """Extra training rows per ablation setting: one generated set per gallery mode (``both``, ``pose``,
     ``viewpoint``, ``in_domain``), ``both`` cut to fewer images per identity (``both_per_id_<n>``) and
-    ``both`` keypoint-filtered with all thresholds at tau (``both_tau_<tau>``)."""
+    ``both`` keypoint-filtered with all thresholds at tau (``both_tau_<tau>``) and ``both`` filtered by
+    identity: Re-ID cosine similarity to the reference at least c, judged by the baseline model
+    (``both_id_<c>``)."""
     from .augment.condition_gallery import MODES
-    from .augment.filtering import FilterThresholds, apply_thresholds
+    from .augment.filtering import FilterThresholds, add_identity_similarity, apply_thresholds
 
     settings = PROFILES[profile]
     config = augment_config(profile, seed)
@@ -131,6 +133,11 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
     for tau in settings.filter_taus:
         kept = apply_thresholds(stats, FilterThresholds(tau, tau, FilterThresholds().epsilon_gen, tau))
         sets[f"both_tau_{tau}"] = both[both["path"].isin(kept.loc[kept["keep"], "path"])]
+    if settings.identity_cosines:
+        judged = add_identity_similarity(stats, world.root, baseline_judge(world, profile, seed, progress))
+        for cosine in settings.identity_cosines:
+            kept = apply_thresholds(judged, FilterThresholds(0, 0, 1, 0, min_id_cosine=cosine))
+            sets[f"both_id_{cosine}"] = both[both["path"].isin(kept.loc[kept["keep"], "path"])]
     return sets
 
 
@@ -177,6 +184,11 @@ def per_id_points(profile: str) -> dict[str, float]:
 def threshold_points(profile: str) -> dict[str, float]:
     """Setting -> filter threshold tau (0 keeps every image: the unfiltered set)."""
     return {"both": 0.0, **{f"both_tau_{tau}": tau for tau in PROFILES[profile].filter_taus}}
+
+
+def identity_points(profile: str) -> dict[str, float]:
+    """Setting -> minimum Re-ID cosine to the reference (-1 keeps every image: the unfiltered set)."""
+    return {"both": -1.0, **{f"both_id_{c}": c for c in PROFILES[profile].identity_cosines}}
 
 
 def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: str | None,

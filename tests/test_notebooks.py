@@ -27,6 +27,8 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{name}: {errors}"
     assert (out / "bias_coverage.csv").is_file() and (out / "bias_viewpoints_poses.png").is_file()
+    for table in ("quality_statistics.csv", "ablation_identity_filter.csv", "ablation_threshold.png"):
+        assert (out / table).is_file(), table
     assert (out / "summary.csv").is_file() and list(summary.columns)[:4] == ["experiment", "dataset", "setting", "seed"]
     capsys.readouterr()
     run_chain("smoke", seeds=(0,), results_root=tmp_path)

@@ -8,8 +8,8 @@ import pytest
 from posedive_lib.analysis.paper_tables import TITLES, claims, comparison_tables, measured_rows, paper_results
 from posedive_lib.profiles import PROFILES
 from posedive_lib.reid.experiment import plot_cmc, plot_sweep, training_set_key
-from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, per_id_points, reid_config, sweep_table,
-                                  threshold_points)
+from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, identity_points, per_id_points, reid_config,
+                                  sweep_table, threshold_points)
 
 
 def fake_runs(values: dict[str, list[float]], extra: dict[str, int] | None = None) -> pd.DataFrame:
@@ -43,6 +43,8 @@ def test_sweeps_are_sorted_by_their_parameter_and_validate_counts():
     assert table.loc["both", "mAP_std"] == pytest.approx(2.0)
     assert plot_sweep(table, "per_id") is not None
     assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")
+    identity = identity_points("quick")
+    assert identity["both"] == -1.0 and all(-1 < v <= 1 for k, v in identity.items() if k != "both")
 
 
 def test_study_reid_config_keeps_the_preset_but_shortens_and_caps_identities():
