@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from posedive_lib.body.poses import GaitPoses, Pose
@@ -104,8 +105,10 @@ def test_world_is_cached_and_resumes_a_killed_build(smoke_world):
     (root / "parts" / "chunk_00001.csv").unlink()
     rows = smoke_world.manifest.iloc[64:128]
     before = {p: content_hash(root / p) for p in rows.path}
+    torch.set_num_threads(2)
     resumed = build_world(SMOKE, root=root, workers=1, progress=False)
     assert resumed.rendered_images == len(rows)
+    assert torch.get_num_threads() == 2  # rendering in this process leaves the caller's thread count alone
     assert {p: content_hash(root / p) for p in rows.path} == before
     assert resumed.manifest.equals(smoke_world.manifest)
 
