@@ -42,6 +42,8 @@ def test_sweeps_are_sorted_by_their_parameter_and_validate_counts():
     assert list(table["per_id"]) == [0, 2, PROFILES["quick"].augment_per_id] and table.loc["both_per_id_2", "mAP"] == 55.0
     assert table.loc["both", "mAP_std"] == pytest.approx(2.0)
     assert plot_sweep(table, "per_id") is not None
+    lines = plot_sweep(table, "per_id", baseline={"mAP": 52.0, "R1": 60.0}).axes[1].get_lines()
+    assert [list(line.get_ydata()) for line in lines if line.get_linestyle() == "--"] == [[60.0, 60.0]]
     assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")
     identity = identity_points("quick")
     assert identity["both"] == -1.0 and all(-1 < v <= 1 for k, v in identity.items() if k != "both")

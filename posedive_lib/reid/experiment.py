@@ -139,14 +139,19 @@ def plot_cmc(results: pd.DataFrame, order: Sequence[str]):
     return fig
 
 
-def plot_sweep(table: pd.DataFrame, parameter: str, metrics: Sequence[str] = ("mAP", "R1"), xlabel: str | None = None):
-    """Mean +- std over seeds of each metric against a swept ``parameter`` (a :func:`~posedive_lib.studies.sweep_table`)."""
+def plot_sweep(table: pd.DataFrame, parameter: str, metrics: Sequence[str] = ("mAP", "R1"), xlabel: str | None = None,
+               baseline: Mapping[str, float] | None = None):
+    """Mean +- std over seeds of each metric against a swept ``parameter`` (a :func:`~posedive_lib.studies.sweep_table`),
+    with the ``baseline``'s value of each metric as a dashed line when given."""
     from ..analysis.world_figures import headless_pyplot
 
     plt = headless_pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         ax.errorbar(table[parameter], table[metric], yerr=table.get(f"{metric}_std"), marker="o", capsize=3)
+        if baseline is not None:
+            ax.axhline(baseline[metric], color="grey", linestyle="--", label="baseline (no generated images)")
+            ax.legend(fontsize=8)
         ax.set_xlabel(xlabel or parameter)
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
