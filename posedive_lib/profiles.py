@@ -21,8 +21,8 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", gallery_size=4, augment_gallery_size=8, augment_per_id=2, sample_steps=2, tsne_per_set=40,
                      reid_iterations=20, per_id_counts=(1,), filter_taus=(0.6,), identity_cosines=(0.0,)),
-    # quick: 4 images per identity and 10 DDIM steps; short Re-ID runs (about 40 s each on 2 CPU cores),
-    # because notebooks 4 to 6 train about 40 of them (runs shared between notebooks train once)
+    # quick: 4 images per identity and 10 DDIM steps; short Re-ID runs (about 80 s each with one thread, two side by
+    # side on 2 CPU cores), because notebooks 4 to 6 train 48 of them (runs shared between notebooks train once)
     "quick": Profile("quick", gallery_size=12, augment_gallery_size=512, augment_per_id=4, sample_steps=10, tsne_per_set=600,
                      reid_iterations=400, per_id_counts=(2,), filter_taus=(0.3, 0.6), identity_cosines=(0.5,)),
     "full": Profile("full", gallery_size=24, augment_gallery_size=2048, augment_per_id=15, sample_steps=25, tsne_per_set=1500,

@@ -87,9 +87,38 @@ def test_features_from_a_trained_model(world, tmp_path):
         load_reid_model(tmp_path / "missing")
 
 
+def test_training_uses_its_thread_count_and_restores_the_callers(world, tmp_path):
+    from dataclasses import replace
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_reid(world.subset("train"), world.root, tmp_path, replace(TINY, threads=1), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_runs_side_by_side_give_the_same_rows_as_one_after_the_other(world, tmp_path):
+    from dataclasses import replace
+
+    from posedive_lib.reid.experiment import run_settings
+
+    train, test = world.subset("train"), world.subset("test")
+    settings = {"all": lambda: train, "half": lambda: train[train["pid"].isin(train["pid"].unique()[:4])]}
+    config = replace(TINY, threads=1)
+    alone = run_settings(settings, test, world.root, tmp_path / "alone", [0, 1], config, progress=False, workers=1)
+    pooled = run_settings(settings, test, world.root, tmp_path / "pooled", [0, 1], config, progress=False, workers=2)
+    assert list(alone["setting"]) == ["all", "half", "all", "half"] and list(alone["seed"]) == [0, 0, 1, 1]
+    pd.testing.assert_frame_equal(alone, pooled)
+    assert alone.loc[0, "train_images"] == len(train) > alone.loc[1, "train_images"]
+
+
 def test_bad_training_config():
     with pytest.raises(ValueError, match="P, K >= 2"):
         TrainConfig(K=1)
+    with pytest.raises(ValueError, match="threads"):
+        TrainConfig(threads=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.5)
 

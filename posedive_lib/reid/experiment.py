@@ -49,24 +49,38 @@ def trained_run(train: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.
 
 def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
                  out_dir: str | os.PathLike, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, workers: int | None = None) -> pd.DataFrame:
     """Train and evaluate every setting with every seed; one row per (setting, seed).
 
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
     cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
+    On a CPU, ``workers`` processes (default: cores // ``config.threads``) train runs side by side.
     """
+    import torch
+
+    from ..processes import default_workers, run_jobs
+
     if len(seeds) < 1:
         raise ValueError("give at least one seed (experiments report at least three)")
-    rows = []
-    for seed in seeds:
-        for name, rows_of in settings.items():
-            train = rows_of()
-            run_dir = trained_run(train, root, out_dir, seed, config, progress)
-            scores = evaluate_model(load_reid_model(run_dir), test, root)
-            rows.append({"setting": name, "seed": seed, **{k: round(v, 2) if isinstance(v, float) else v
-                                                           for k, v in scores.items()}, "train_images": len(train)})
+    sets = {name: rows_of() for name, rows_of in settings.items()}
+    jobs = [(train, test, root, out_dir, seed, config) for seed in seeds for train in sets.values()]
+    names = [(name, seed) for seed in seeds for name in sets]
+    if torch.cuda.is_available():
+        workers = 1  # one GPU: runs one after the other
+    threads = None if torch.cuda.is_available() else config.threads
+    workers = workers or default_workers(threads or os.cpu_count() or 1)
+    results = run_jobs(train_and_evaluate, jobs, workers, threads, desc="re-id runs", progress=progress)
+    rows = [{"setting": name, "seed": seed, **scores} for (name, seed), scores in zip(names, results)]
     return pd.DataFrame(rows)
+
+
+def train_and_evaluate(train: pd.DataFrame, test: pd.DataFrame, root, out_dir, seed: int, config: TrainConfig) -> dict:
+    """Train (or reuse) the run of ``train`` with ``seed`` and score it on ``test``: rounded metrics, CMC and
+    the training-set size."""
+    run_dir = trained_run(train, root, out_dir, seed, config, progress=False)
+    scores = evaluate_model(load_reid_model(run_dir), test, root)
+    return {**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}, "train_images": len(train)}
 
 
 def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP") -> pd.DataFrame:

@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 0
     pretrained_path: str | None = None
     mixed_precision: str = "auto"  # fp16 on GPU, none on CPU
+    threads: int | None = None  # torch threads of a CPU run (None: torch's default); a fixed count gives the
+    # same result on every machine, whatever its number of cores
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -51,12 +53,15 @@ class TrainConfig:
             raise ValueError("iterations, checkpoint_every >= 1 and P, K >= 2 are required (batch-hard triplets)")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1 (or None for torch's default), got {self.threads}")
 
 
 PRESETS = {
     # The embedded default (about 2 minutes on 2 CPU cores). At 3.5e-4 for 600 iterations the
-    # from-scratch tiny ResNet underfits (train CE 3.3 of 4.8 at the end), hence the higher rate.
-    "tiny": TrainConfig(iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85)),
+    # from-scratch tiny ResNet underfits (train CE 3.3 of 4.8 at the end), hence the higher rate. One
+    # thread per run: the experiments train runs side by side (:func:`~.experiment.run_settings`).
+    "tiny": TrainConfig(iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85), threads=1),
     "bot": TrainConfig(backbone="resnet50", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
     "diffid": TrainConfig(backbone="resnet50", iterations=20000, P=32, K=8, lr=1e-5, lr_head=1e-4, margin=0.5,
                           label_smoothing=0.0, warmup=0, milestones=(), checkpoint_every=2000),
@@ -80,7 +85,15 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
     """Train on the rows of ``frame`` (all of them: select the train split first); return the weights file.
 
     ``stop_after`` ends the run after that many iterations (at a segment boundary), as an interruption would.
+    On a CPU the run uses ``config.threads`` torch threads (restored afterwards).
     """
+    from ..processes import torch_threads
+
+    with torch_threads(None if torch.cuda.is_available() else config.threads):
+        return _train(frame, root, out_dir, config, progress, in_memory, stop_after)
+
+
+def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory: bool, stop_after: int | None) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from pytorch_metric_learning import distances, losses, miners, samplers

@@ -285,17 +285,14 @@ def _render_chunks(config, root, todo, parts, workers, progress, total, done) ->
 
     try:
         if workers == 1:
-            import torch
+            from ...processes import torch_threads
 
-            threads = torch.get_num_threads()  # the worker set-up pins one thread: give the caller its own back
-            try:
+            with torch_threads(None):  # the worker set-up pins one thread: give the caller its own back
                 _Worker.init(config)
                 start = time.perf_counter()
                 for index, chunk in todo:
                     save(index, _Worker.render_chunk((chunk, str(root), 16)))
                 return time.perf_counter() - start
-            finally:
-                torch.set_num_threads(threads)
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers, initializer=_Worker.init, initargs=(config,)) as pool:
             pool.map(_noop, range(workers), chunksize=1)  # wait until every worker has its renderer
