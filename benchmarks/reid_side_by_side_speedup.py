@@ -3,7 +3,7 @@
 Both ways train and evaluate the same runs (the tiny preset on the quick world's train split, one run per
 seed, ``--iterations`` each) in one invocation: first one after the other in this process with all cores'
 threads, then side by side (:func:`posedive_lib.reid.experiment.run_settings`, its default on a CPU).
-Run: ``python benchmarks/reid_side_by_side_speedup.py`` (about 2 minutes on 2 cores; builds the quick
+Run: ``python benchmarks/reid_side_by_side_speedup.py`` (about 6 minutes on 2 cores; builds the quick
 world first if it is not cached); writes results/benchmarks/reid_side_by_side_speedup.json.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def timed_runs(train, test, root, seeds, config, workers: int) -> tuple[float, o
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=400, help="the quick profile's")
     parser.add_argument("--runs", type=int, default=4, help="runs (seeds) timed each way")
     args = parser.parse_args()
 
