@@ -55,21 +55,20 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
     cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
-    On a CPU, ``workers`` processes (default: cores // ``config.threads``) train runs side by side.
+    On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side.
     """
     import torch
 
-    from ..processes import default_workers, run_jobs
+    from ..processes import run_jobs
 
     if len(seeds) < 1:
         raise ValueError("give at least one seed (experiments report at least three)")
     sets = {name: rows_of() for name, rows_of in settings.items()}
     jobs = [(train, test, root, out_dir, seed, config) for seed in seeds for train in sets.values()]
     names = [(name, seed) for seed in seeds for name in sets]
-    if torch.cuda.is_available():
-        workers = 1  # one GPU: runs one after the other
     threads = None if torch.cuda.is_available() else config.threads
-    workers = workers or default_workers(threads or os.cpu_count() or 1)
+    if threads is None:  # one GPU, or runs that take every core: one after the other
+        workers = 1
     results = run_jobs(train_and_evaluate, jobs, workers, threads, desc="re-id runs", progress=progress)
     rows = [{"setting": name, "seed": seed, **scores} for (name, seed), scores in zip(names, results)]
     return pd.DataFrame(rows)
