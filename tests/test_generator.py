@@ -186,3 +186,22 @@ def test_weights_digest_names_the_contents_of_a_saved_generator(tmp_path):
         from posedive_lib.generator.identity import identity_probe
 
         identity_probe(None, n_ids=1)
+
+
+def test_identity_check_is_cached_by_generator_weights_and_probe(smoke_world, tmp_path, monkeypatch):
+    from posedive_lib.generator import experiment, pipeline
+
+    world = smoke_world
+    size = (world.config.height, world.config.width)
+    tiny_generator(image_size=size, seed=0).save_pretrained(tmp_path / "a")
+    tiny_generator(image_size=size, seed=1).save_pretrained(tmp_path / "b")
+    check = dict(world=world, judge_dir=tmp_path / "judge", n_ids=2, per_id=1, steps=2, judge_iterations=2,
+                 progress=False)
+    scores, shown = experiment.identity_check(tmp_path / "a", **check)
+    sampled = []
+    real_call = pipeline.PoseDivePipeline.__call__
+    monkeypatch.setattr(pipeline.PoseDivePipeline, "__call__", lambda *a, **k: sampled.append(1) or real_call(*a, **k))
+    again, shown_again = experiment.identity_check(tmp_path / "a", **check)
+    assert sampled == [] and again == scores and torch.equal(shown_again["generated"], shown["generated"])
+    other, _ = experiment.identity_check(tmp_path / "b", **check)  # other weights: sampled anew
+    assert sampled == [1] and other["rank1_reference"] == scores["rank1_reference"]

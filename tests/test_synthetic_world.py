@@ -62,6 +62,17 @@ def test_rendered_crops_frame_the_person_with_visible_keypoints(person_renderer)
     assert np.median(angular_difference(out.azimuth, 45.0 * np.arange(8))) < 10
 
 
+def test_condition_maps_alone_match_those_rendered_with_the_images(person_renderer):
+    rng = np.random.default_rng(2)
+    shots = [Shot(sample_identity(i, rng), GaitPoses(0)[i], 20.0, 70.0 * i, STUDIO, i) for i in range(4)]
+    with_images = person_renderer.render(shots, conditions=True).conditions
+    alone = person_renderer.render_conditions(shots)
+    assert with_images.mask.any(axis=(1, 2)).all()  # every body is in frame
+    for name in ("depth", "normal", "skeleton", "mask", "keypoints", "elevation", "azimuth"):
+        np.testing.assert_array_equal(getattr(alone, name), getattr(with_images, name), err_msg=name)
+    assert alone.pose_ids == with_images.pose_ids
+
+
 def test_shot_plan_is_deterministic_and_biased_as_designed():
     shots = plan_shots(WORLD_PROFILES["quick"])
     assert shots == plan_shots(WORLD_PROFILES["quick"])

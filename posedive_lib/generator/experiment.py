@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data.synthetic.world import SyntheticWorld
@@ -101,12 +102,12 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     The judge is the tiny Re-ID preset trained on the world's train split plus its oracle renders (it
     has seen every identity in diverse poses and viewpoints), cached in ``judge_dir``.
     """
+    from ..paths import atomic_output, config_key
     from ..reid.train import PRESETS as REID_PRESETS
     from ..reid.train import load_reid_model, train_reid
     from .identity import identity_probe, identity_scores
+    from .model import weights_digest
     from .pipeline import PoseDivePipeline
-
-    from ..paths import config_key
 
     judge_rows = world.subset("train", "oracle")
     config = REID_PRESETS["tiny"]
@@ -114,15 +115,24 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
                      iterations=judge_iterations or config.iterations)
     judge_dir = Path(judge_dir) / config_key(config, length=8)
     train_reid(judge_rows, world.root, judge_dir, config, progress=progress)
-    judge = load_reid_model(judge_dir)
     probe = identity_probe(world, n_ids, per_id, seed)
+    # the samples are cached with the judge, named by the generator's weights and the probe settings
+    settings = {"generator": weights_digest(generator_dir), "n_ids": n_ids, "per_id": per_id, "steps": steps,
+                "guidance_scale": guidance_scale, "seed": seed}
+    cached = judge_dir / "identity_checks" / f"{config_key(config, extra=settings, length=12)}.npz"
+    if cached.is_file():
+        with np.load(cached) as stored:
+            return json.loads(str(stored["scores"])), {"probe": probe, "generated": torch.from_numpy(stored["generated"])}
     generator = PoseDiveGenerator.from_pretrained(generator_dir).eval()
     start = time.perf_counter()
     generated = PoseDivePipeline(generator)(probe.references, probe.conditions, steps, guidance_scale, seed, progress=progress)
     seconds = time.perf_counter() - start
     generated = to_uint8(generated)
-    scores = identity_scores(judge, probe, generated)
+    scores = identity_scores(load_reid_model(judge_dir), probe, generated)
     scores.update(steps=steps, guidance_scale=guidance_scale, seed=seed, sample_seconds=round(seconds, 1))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(cached) as tmp:
+        np.savez(tmp, generated=generated.numpy(), scores=np.array(json.dumps(scores)))
     return scores, {"probe": probe, "generated": generated}
 
 

@@ -109,6 +109,24 @@ class PersonRenderer:
         Condition maps show the body alone (no backpack or bag), so accessories have to come from the
         reference image when a generator is trained on them.
         """
+        framed = self._frame(shots)
+        hits = self.caster.render(framed.vertices, framed.cameras)
+        colour, alpha = self._shade([s.identity for s in shots], hits.face_id, hits.normal, hits.mask)
+        H, W = self.height, self.width
+        images = np.empty((len(shots), H, W, 3), np.uint8)
+        keypoints = np.zeros((len(shots), 17, 3), np.float32)
+        for b, shot in enumerate(shots):
+            images[b] = self._finish(shot, colour[b], alpha[b])
+            keypoints[b] = self._keypoints(framed.uvz[b], hits.depth[b])
+        maps = self._conditions(framed, shots) if conditions else None
+        return RenderedBatch(images, keypoints, framed.elevation, framed.azimuth, maps)
+
+    def render_conditions(self, shots: Sequence[Shot]) -> ConditionMaps:
+        """The condition maps of ``render(shots, conditions=True)`` without ray casting and shading the images."""
+        return self._conditions(self._frame(shots), shots)
+
+    def _frame(self, shots: Sequence[Shot]) -> "_Framed":
+        """Pose the bodies, dress them with accessories and frame each in its orbit camera."""
         if not shots:
             raise ValueError("no shots to render: pass at least one Shot")
         identities = [s.identity for s in shots]
@@ -117,33 +135,25 @@ class PersonRenderer:
         posed = self.body([s.pose for s in shots], shape)
         body_vertices = posed.vertices.cpu().numpy()
         vertices = self.rig.vertices(body_vertices, identities)
-        W, H, ss = self.width, self.height, self.ss
         elevation = np.array([s.elevation for s in shots], float)
         azimuth = np.array([s.azimuth for s in shots], float)
-        cameras = orbit_cameras(vertices, elevation, azimuth, self.distance, W * ss, H * ss, self.margin)
-        hits = self.caster.render(vertices, cameras)
+        ss = self.ss
+        cameras = orbit_cameras(vertices, elevation, azimuth, self.distance, self.width * ss, self.height * ss,
+                                self.margin)
         joints = posed.joints.cpu().numpy().astype(float)
-        uvz = cameras.project(joints)
         measured_el, measured_az = body_viewpoint(joints, cameras.centers)
-        colour, alpha = self._shade(identities, hits.face_id, hits.normal, hits.mask)
-        images = np.empty((len(shots), H, W, 3), np.uint8)
-        keypoints = np.zeros((len(shots), 17, 3), np.float32)
-        for b, shot in enumerate(shots):
-            images[b] = self._finish(shot, colour[b], alpha[b])
-            keypoints[b] = self._keypoints(uvz[b], hits.depth[b])
-        maps = self._conditions(body_vertices, cameras, uvz, measured_el, measured_az, shots) if conditions else None
-        return RenderedBatch(images, keypoints, measured_el, measured_az, maps)
+        return _Framed(body_vertices, vertices, cameras, cameras.project(joints), measured_el, measured_az)
 
-    def _conditions(self, body_vertices, cameras, uvz, elevation, azimuth, shots) -> ConditionMaps:
+    def _conditions(self, framed: "_Framed", shots: Sequence[Shot]) -> ConditionMaps:
         if self._body_caster is None:
             self._body_caster = RayCaster(self.body.faces.cpu().numpy(), template=self.canvas.rest_vertices)
         ss = self.ss
-        hits = self._body_caster.render(body_vertices, cameras)
+        hits = self._body_caster.render(framed.body_vertices, framed.cameras)
         depth, normal, mask = hits.depth[:, ::ss, ::ss], hits.normal[:, ::ss, ::ss], hits.mask[:, ::ss, ::ss]
-        keypoints = (uvz / np.array([ss, ss, 1.0])).astype(np.float32)
+        keypoints = (framed.uvz / np.array([ss, ss, 1.0])).astype(np.float32)
         return ConditionMaps(depth=encode_depth(depth, mask), normal=encode_normal(normal, mask),
                              skeleton=draw_skeleton(keypoints, self.width, self.height), mask=mask,
-                             keypoints=keypoints, elevation=elevation, azimuth=azimuth,
+                             keypoints=keypoints, elevation=framed.elevation, azimuth=framed.azimuth,
                              pose_ids=[s.pose.pose_id for s in shots])
 
     def _shade(self, identities, face_id, normal, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +200,18 @@ class PersonRenderer:
         seen = depth[vi, ui]
         visible = inside & (seen > 0) & (seen > z - 0.15)  # nothing nearer than the body around the joint
         return np.stack([u / ss, v / ss, visible.astype(np.float32)], -1)
+
+
+@dataclass
+class _Framed:
+    """Posed bodies (without and with accessories) in their cameras, with projected joints."""
+
+    body_vertices: np.ndarray
+    vertices: np.ndarray
+    cameras: object
+    uvz: np.ndarray  # joints projected: u, v in render pixels and depth
+    elevation: np.ndarray  # measured from the posed torso
+    azimuth: np.ndarray
 
 
 class _NoAccessory:

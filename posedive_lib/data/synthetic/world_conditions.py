@@ -50,7 +50,7 @@ def _render(world: SyntheticWorld, paths: list[str], batch: int, progress: bool)
         specs = [by_path[p] for p in paths[start:start + batch]]
         shots = [Shot(identity_of(config, s.pid), sources[s.pose_source][s.pose_index], s.elevation, s.azimuth,
                       looks[s.camid], s.seed) for s in specs]
-        maps = renderer.render(shots, conditions=True).conditions
+        maps = renderer.render_conditions(shots)
         for name in CONDITION_CHANNELS:
             out[name].append(getattr(maps, name))
     return {"path": np.asarray(paths), **{k: np.concatenate(v) for k, v in out.items()}}
