@@ -15,8 +15,9 @@ import torch
 
 from ..data.synthetic.world import SyntheticWorld
 from ..data.synthetic.world_conditions import world_conditions
+from ..paths import PROJECT_ROOT, atomic_output, cache_dir, config_key
 from .data import PairData, load_images, stack_conditions, to_uint8
-from .model import PoseDiveGenerator
+from .model import PoseDiveGenerator, weights_digest
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
 # The committed stage-1 weights of the tiny generator (rebuilt by ``python -m posedive_lib.cli generator
@@ -26,14 +27,12 @@ STAGE1_WEIGHTS = "models/tiny-stage1"
 
 def committed_stage1() -> str | None:
     """``STAGE1_WEIGHTS`` if those weights are present in this checkout, else None."""
-    from ..paths import PROJECT_ROOT
 
     return STAGE1_WEIGHTS if (PROJECT_ROOT / STAGE1_WEIGHTS / "generator.json").is_file() else None
 
 
 def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
     """Save a trained stage-1 generator in bfloat16 (small enough to commit) to ``target``."""
-    from ..paths import PROJECT_ROOT
 
     target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
     generator = PoseDiveGenerator.from_pretrained(generator_dir)
@@ -58,7 +57,6 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     With ``pretrained`` (a saved stage-1 generator, e.g. the committed weights) the VAE and stage 1 are
     taken from it and only stage 2 runs. ``stage1=None`` skips stage 1 (the from-scratch ablation).
     """
-    from ..paths import PROJECT_ROOT
     from .autoencoder import reconstruction_psnr, train_vae
     from .sizes import tiny_generator
 
@@ -102,11 +100,9 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
     The judge is the tiny Re-ID preset trained on the world's train split plus its oracle renders (it
     has seen every identity in diverse poses and viewpoints), cached in ``judge_dir``.
     """
-    from ..paths import atomic_output, config_key
     from ..reid.train import PRESETS as REID_PRESETS
     from ..reid.train import load_reid_model, train_reid
     from .identity import identity_probe, identity_scores
-    from .model import weights_digest
     from .pipeline import PoseDivePipeline
 
     judge_rows = world.subset("train", "oracle")
@@ -139,7 +135,6 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
 def profile_identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, profile: str, seed: int = 0,
                            progress: bool = True) -> tuple[dict, dict]:
     """:func:`identity_check` with the probe size of ``profile`` and its cached judge."""
-    from ..paths import cache_dir
 
     smoke = profile == "smoke"
     judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
@@ -159,7 +154,6 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     from ..analysis.generator_figures import plot_generation_grid, plot_loss_curves
     from ..analysis.world_figures import save_figure
     from ..data.synthetic.world import build_world
-    from ..paths import cache_dir
 
     world = build_world(profile, progress=progress)
     final, run_dir = trained_generator(world, profile, stage1_steps, stage2_steps, pretrained, vae_steps, seed, progress)
@@ -169,7 +163,6 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
                                      title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
                 out_dir / "identity_grid.png")
-    from ..paths import PROJECT_ROOT
 
     stage1_log = PROJECT_ROOT / pretrained / "loss.csv" if pretrained else run_dir / "stage1" / "loss.csv"
     logs = {name: pd.read_csv(path).drop_duplicates("step", keep="last")
@@ -189,7 +182,6 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
 def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, image_size: tuple[int, int]) -> Path:
     """The from-scratch start of the paper's Table 8a: the pretrained generator's (frozen) VAE with freshly
     initialised U-Nets, pose guider and CLIP, saved to ``folder``."""
-    from ..paths import PROJECT_ROOT
     from .sizes import tiny_generator
 
     folder = Path(folder)
@@ -207,17 +199,11 @@ def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | N
     ``from_scratch``: stage 2 starts from random U-Nets, guider and CLIP (the ablation of the paper's
     Table 8a), with the VAE of ``pretrained`` when given (else a VAE trained here, without stage 1).
     """
-    from ..paths import cache_dir, config_key
-
-
     smoke = profile == "smoke"
     stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
     vae_steps = min(vae_steps, 5) if smoke else vae_steps
     stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
     stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
-    from ..paths import PROJECT_ROOT
-    from .model import weights_digest
-
     # a pretrained start is named by its contents, so re-exported weights never reuse an old stage 2
     start = ["pretrained", weights_digest(PROJECT_ROOT / pretrained)] if pretrained else [config_key(stage1), vae_steps]
     key = config_key(stage2, extra=start + ["scratch"] if from_scratch else start, length=8)
