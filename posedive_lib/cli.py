@@ -94,6 +94,27 @@ def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int |
     return path
 
 
+def fine_tuning(profile: str, seeds: list[int], stage2_steps: list[int], pretrained: str | None = None,
+                out: Path | None = None) -> Path:
+    """Generator fine-tuning length versus identity and Re-ID gain; tables in ``results/experiments``."""
+    from .data.synthetic.world import build_world
+    from .generator.experiment import committed_stage1
+    from .reid.experiment import paired_summary, write_table
+    from .studies import fine_tuning_study
+
+    runs, identity = fine_tuning_study(build_world(profile), profile, seeds, stage2_steps,
+                                       pretrained or committed_stage1(), progress=True)
+    out = Path(out or results_dir() / "experiments")
+    path = write_table(runs, out / "generator_fine_tuning_runs.csv")
+    summary = paired_summary(runs, "baseline")
+    write_table(summary.reset_index(), out / "generator_fine_tuning_summary.csv")
+    write_table(identity, out / "generator_fine_tuning_identity.csv")
+    print(identity.to_string(index=False))
+    print(summary.to_string())
+    print(f"wrote {path} and its summary and identity tables")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posedive", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,12 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     gen_p = sub.add_parser("generator", help="train the tiny generator on the synthetic world and judge it by identity")
     gen_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     gen_p.add_argument("--stage1-steps", type=int, default=None, help="default: the tiny_stage1 preset")
-    gen_p.add_argument("--stage2-steps", type=int, default=None, help="default: the tiny_stage2 preset")
+    gen_p.add_argument("--stage2-steps", type=int, default=None, help="default: the profile's")
     gen_p.add_argument("--vae-steps", type=int, default=1500)
     gen_p.add_argument("--pretrained", default=None, help="a saved stage-1 generator: skip the VAE and stage 1")
     gen_p.add_argument("--out", type=Path, default=None, help="figure folder (default results/generator)")
     gen_p.add_argument("--export-stage1", action="store_true", help="save the stage-1 weights (bf16) to models/tiny-stage1")
     gen_p.add_argument("--seed", type=int, default=0)
+    tune_p = sub.add_parser("fine-tuning", help="generator fine-tuning length vs identity and Re-ID gain")
+    tune_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    tune_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    tune_p.add_argument("--stage2-steps", type=int, nargs="+", default=[400, 1200])
+    tune_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones)")
+    tune_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks)
@@ -125,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "generator":
         generator(args.profile, args.stage1_steps, args.stage2_steps, args.pretrained, args.vae_steps, args.out, args.seed,
                   args.export_stage1)
+    elif args.command == "fine-tuning":
+        fine_tuning(args.profile, args.seeds, args.stage2_steps, args.pretrained, args.out)
     return 0
 
 

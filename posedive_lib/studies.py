@@ -6,6 +6,8 @@
 - :func:`ablation_study` (notebook 6, Tables 2, 3, 8b and supplementary Figs. 2 and 4): gallery modes,
   diversity versus quantity, images per identity, filter thresholds, on the world's biased train split.
 - :func:`scratch_study` (notebook 6, Table 8a): pretrained versus from-scratch generator, judged by identity.
+- :func:`fine_tuning_study` (not in the paper): generator fine-tuning length (stage-2 steps), judged by
+  identity and by the Re-ID models its augmentation trains, unfiltered and keypoint-filtered.
 
 Each study names its training sets (settings), trains every one with the same seeds
 (:func:`~.reid.experiment.run_settings`, compared seed by seed) and returns one row per setting and seed.
@@ -131,14 +133,21 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
         sets[f"both_per_id_{n}"] = both[both["slot"] < n]
     stats = filter_statistics(world, both, settings.augment_gallery_size, seed, progress)
     for tau in settings.filter_taus:
-        kept = apply_thresholds(stats, FilterThresholds(tau, tau, FilterThresholds().epsilon_gen, tau))
-        sets[f"both_tau_{tau}"] = both[both["path"].isin(kept.loc[kept["keep"], "path"])]
+        sets[f"both_tau_{tau}"] = keypoint_filtered(both, stats, tau)
     if settings.identity_cosines:
         judged = add_identity_similarity(stats, world.root, baseline_judge(world, profile, seed, progress))
         for cosine in settings.identity_cosines:
             kept = apply_thresholds(judged, FilterThresholds(0, 0, 1, 0, min_id_cosine=cosine))
             sets[f"both_id_{cosine}"] = both[both["path"].isin(kept.loc[kept["keep"], "path"])]
     return sets
+
+
+def keypoint_filtered(augmentation: pd.DataFrame, stats: pd.DataFrame, tau: float) -> pd.DataFrame:
+    """The rows of ``augmentation`` that pass the keypoint filter with every confidence threshold at ``tau``."""
+    from .augment.filtering import FilterThresholds, apply_thresholds
+
+    kept = apply_thresholds(stats, FilterThresholds(tau, tau, FilterThresholds().epsilon_gen, tau))
+    return augmentation[augmentation["path"].isin(kept.loc[kept["keep"], "path"])]
 
 
 def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
@@ -205,3 +214,33 @@ def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: st
         rows.append({"start": start, **{k: scores[k] for k in ("rank1_generated", "closer_generated",
                                                                "cos_same_generated", "cos_other_generated")}})
     return pd.DataFrame(rows)
+
+
+def fine_tuning_study(world: SyntheticWorld, profile: str, seeds: list[int], stage2_steps: list[int],
+                      pretrained: str | None, tau: float = 0.6, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The generator fine-tuned for each of ``stage2_steps`` from ``pretrained``: its identity scores (one row
+    per length) and Re-ID runs (baseline, ``stage2_<n>`` = train + its ``both`` augmentation, and
+    ``stage2_<n>_tau_<tau>`` = the same keypoint-filtered; one row per setting and seed)."""
+    from .generator.experiment import profile_identity_check, trained_generator
+
+    if not stage2_steps or min(stage2_steps) < 1:
+        raise ValueError(f"stage2_steps must be positive step counts, got {stage2_steps}")
+    settings = PROFILES[profile]
+    train, test = world.subset("train"), world.subset("test")
+    config = augment_config(profile, seeds[0])
+    extra, identity = {}, []
+    for steps in stage2_steps:
+        generator_dir, _ = trained_generator(world, profile, stage2_steps=steps, pretrained=pretrained,
+                                             seed=seeds[0], progress=progress)
+        scores, _ = profile_identity_check(generator_dir, world, profile, seeds[0], progress)
+        identity.append({"stage2_steps": steps, **{k: scores[k] for k in ("rank1_generated", "closer_generated",
+                                                                             "cos_same_generated", "cos_other_generated")}})
+        both = augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress)
+        stats = filter_statistics(world, both, settings.augment_gallery_size, seeds[0], progress)
+        extra[f"stage2_{steps}"] = both
+        extra[f"stage2_{steps}_tau_{tau}"] = keypoint_filtered(both, stats, tau)
+    reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
+    runs = run_settings(_training_sets(train, extra), test, world.root, _runs_dir(profile, world, reid), seeds, reid,
+                        progress=progress)
+    runs = runs.assign(experiment="fine_tuning", dataset="synthetic", extra_images=runs["train_images"] - len(train))
+    return runs, pd.DataFrame(identity)

@@ -205,3 +205,17 @@ def test_identity_check_is_cached_by_generator_weights_and_probe(smoke_world, tm
     assert sampled == [] and again == scores and torch.equal(shown_again["generated"], shown["generated"])
     other, _ = experiment.identity_check(tmp_path / "b", **check)  # other weights: sampled anew
     assert sampled == [1] and other["rank1_reference"] == scores["rank1_reference"]
+
+
+def test_stage_configs_take_the_profiles_fine_tuning_length_unless_given():
+    from posedive_lib.generator.experiment import stage_configs
+    from posedive_lib.profiles import PROFILES
+
+    for name, profile in PROFILES.items():
+        stage1, stage2 = stage_configs(name, seed=3)
+        assert stage2.steps == profile.generator_stage2_steps and stage1.seed == stage2.seed == 3
+    assert PROFILES["full"].generator_stage2_steps > PROFILES["quick"].generator_stage2_steps
+    stage1, stage2 = stage_configs("quick", stage1_steps=7, stage2_steps=9)
+    assert (stage1.steps, stage2.steps) == (7, 9) and stage1.lr != stage2.lr  # stage presets kept otherwise
+    with pytest.raises(ValueError, match="unknown profile"):
+        stage_configs("huge")

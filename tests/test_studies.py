@@ -116,3 +116,20 @@ def test_scratch_start_keeps_the_vae_and_reinitialises_the_unets(tmp_path):
         assert torch.equal(a, b)
     assert not torch.equal(next(start.denoising_unet.parameters()), next(trained.denoising_unet.parameters()))
     assert torch.equal(next(start.denoising_unet.parameters()), next(fresh.denoising_unet.parameters()))
+
+
+def test_fine_tuning_study_compares_generator_lengths_seed_by_seed(tmp_path):
+    from posedive_lib.cli import main
+    from posedive_lib.studies import fine_tuning_study
+
+    main(["fine-tuning", "--profile", "smoke", "--seeds", "0", "--stage2-steps", "2", "4", "--out", str(tmp_path)])
+    runs = pd.read_csv(tmp_path / "generator_fine_tuning_runs.csv")
+    assert set(runs["setting"]) == {"baseline", "stage2_2", "stage2_2_tau_0.6", "stage2_4", "stage2_4_tau_0.6"}
+    assert (runs.loc[runs["setting"] == "stage2_4", "extra_images"] > 0).all()
+    assert (runs.loc[runs["setting"] == "baseline", "extra_images"] == 0).all()
+    identity = pd.read_csv(tmp_path / "generator_fine_tuning_identity.csv")
+    assert identity["stage2_steps"].tolist() == [2, 4] and identity["rank1_generated"].between(0, 1).all()
+    summary = pd.read_csv(tmp_path / "generator_fine_tuning_summary.csv")
+    assert summary.loc[summary["setting"] == "baseline", "paired_diff_mean"].item() == 0
+    with pytest.raises(ValueError, match="positive step counts"):
+        fine_tuning_study(None, "smoke", [0], [400, 0], None)

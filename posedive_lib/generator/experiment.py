@@ -16,6 +16,7 @@ import torch
 from ..data.synthetic.world import SyntheticWorld
 from ..data.synthetic.world_conditions import world_conditions
 from ..paths import PROJECT_ROOT, atomic_output, cache_dir, config_key
+from ..profiles import PROFILES
 from .data import PairData, load_images, stack_conditions, to_uint8
 from .model import PoseDiveGenerator, weights_digest
 from .train import PRESETS, GeneratorTrainConfig, train_generator
@@ -27,13 +28,11 @@ STAGE1_WEIGHTS = "models/tiny-stage1"
 
 def committed_stage1() -> str | None:
     """``STAGE1_WEIGHTS`` if those weights are present in this checkout, else None."""
-
     return STAGE1_WEIGHTS if (PROJECT_ROOT / STAGE1_WEIGHTS / "generator.json").is_file() else None
 
 
 def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
     """Save a trained stage-1 generator in bfloat16 (small enough to commit) to ``target``."""
-
     target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
     generator = PoseDiveGenerator.from_pretrained(generator_dir)
     generator.to(torch.bfloat16).save_pretrained(target)
@@ -191,19 +190,29 @@ def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, imag
     return folder
 
 
+def stage_configs(profile: str, seed: int = 0, stage1_steps: int | None = None,
+                  stage2_steps: int | None = None) -> tuple[GeneratorTrainConfig, GeneratorTrainConfig]:
+    """Stage-1 and stage-2 training configs of ``profile``; steps default to the preset (stage 1) and to the
+    profile's ``generator_stage2_steps`` (stage 2)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
+    smoke = profile == "smoke"
+    stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
+    stage1 = replace(stage1, seed=seed, steps=stage1_steps or stage1.steps)
+    return stage1, replace(stage2, seed=seed, steps=stage2_steps or PROFILES[profile].generator_stage2_steps)
+
+
 def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
                       pretrained: str | os.PathLike | None = None, vae_steps: int = 1500, seed: int = 0,
                       progress: bool = True, from_scratch: bool = False) -> tuple[Path, Path]:
-    """The tiny generator of ``profile`` (trained once, then cached): ``(generator folder, run folder)``.
+    """The tiny generator of ``profile`` (trained once, then cached): ``(generator folder, run folder)``;
+    ``None`` steps take :func:`stage_configs`' defaults.
 
     ``from_scratch``: stage 2 starts from random U-Nets, guider and CLIP (the ablation of the paper's
     Table 8a), with the VAE of ``pretrained`` when given (else a VAE trained here, without stage 1).
     """
-    smoke = profile == "smoke"
-    stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
-    vae_steps = min(vae_steps, 5) if smoke else vae_steps
-    stage1 = replace(stage1, seed=seed, **({"steps": stage1_steps} if stage1_steps else {}))
-    stage2 = replace(stage2, seed=seed, **({"steps": stage2_steps} if stage2_steps else {}))
+    stage1, stage2 = stage_configs(profile, seed, stage1_steps, stage2_steps)
+    vae_steps = min(vae_steps, 5) if profile == "smoke" else vae_steps
     # a pretrained start is named by its contents, so re-exported weights never reuse an old stage 2
     start = ["pretrained", weights_digest(PROJECT_ROOT / pretrained)] if pretrained else [config_key(stage1), vae_steps]
     key = config_key(stage2, extra=start + ["scratch"] if from_scratch else start, length=8)
