@@ -134,7 +134,6 @@ def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judg
 def profile_identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, profile: str, seed: int = 0,
                            progress: bool = True) -> tuple[dict, dict]:
     """:func:`identity_check` with the probe size of ``profile`` and its cached judge."""
-
     smoke = profile == "smoke"
     judge_dir = cache_dir() / "runs" / f"judge-{profile}-{world.config.key()}-seed{seed}"
     return identity_check(generator_dir, world, judge_dir, n_ids=4 if smoke else 20, seed=seed, steps=5 if smoke else 20,
