@@ -30,6 +30,9 @@ from .profiles import PROFILES
 from .reid.experiment import paired_summary, run_settings
 from .reid.train import PRESETS, TrainConfig
 
+# The identity scores of generated images that the generator studies report (see generator.identity).
+GENERATED_SCORES = ("rank1_generated", "closer_generated", "cos_same_generated", "cos_other_generated")
+
 # Settings of the ablation study shown together, with the paper's table each reproduces.
 ABLATION_TABLES = {
     "table2_modes": ("baseline", "viewpoint", "pose", "both"),
@@ -211,8 +214,7 @@ def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: st
         generator_dir, _ = trained_generator(world, profile, pretrained=pretrained, seed=seed, progress=progress,
                                              from_scratch=scratch)
         scores, _ = profile_identity_check(generator_dir, world, profile, seed, progress)
-        rows.append({"start": start, **{k: scores[k] for k in ("rank1_generated", "closer_generated",
-                                                               "cos_same_generated", "cos_other_generated")}})
+        rows.append({"start": start, **{k: scores[k] for k in GENERATED_SCORES}})
     return pd.DataFrame(rows)
 
 
@@ -233,8 +235,7 @@ def fine_tuning_study(world: SyntheticWorld, profile: str, seeds: list[int], sta
         generator_dir, _ = trained_generator(world, profile, stage2_steps=steps, pretrained=pretrained,
                                              seed=seeds[0], progress=progress)
         scores, _ = profile_identity_check(generator_dir, world, profile, seeds[0], progress)
-        identity.append({"stage2_steps": steps, **{k: scores[k] for k in ("rank1_generated", "closer_generated",
-                                                                             "cos_same_generated", "cos_other_generated")}})
+        identity.append({"stage2_steps": steps, **{k: scores[k] for k in GENERATED_SCORES}})
         both = augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress)
         stats = filter_statistics(world, both, settings.augment_gallery_size, seeds[0], progress)
         extra[f"stage2_{steps}"] = both
