@@ -94,25 +94,46 @@ def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int |
     return path
 
 
+def _write_study(runs, identity, out: Path | None, stem: str) -> Path:
+    """Write a generator study's Re-ID runs, their paired summary and its identity table to ``out``."""
+    from .reid.experiment import paired_summary, write_table
+
+    out = Path(out or results_dir() / "experiments")
+    path = write_table(runs, out / f"{stem}_runs.csv")
+    summary = paired_summary(runs, "baseline")
+    write_table(summary.reset_index(), out / f"{stem}_summary.csv")
+    write_table(identity, out / f"{stem}_identity.csv")
+    print(identity.to_string(index=False))
+    print(summary.to_string())
+    print(f"wrote {path} and its summary and identity tables")
+    return path
+
+
 def fine_tuning(profile: str, seeds: list[int], stage2_steps: list[int], pretrained: str | None = None,
                 out: Path | None = None) -> Path:
     """Generator fine-tuning length versus identity and Re-ID gain; tables in ``results/experiments``."""
     from .data.synthetic.world import build_world
     from .generator.experiment import committed_stage1
-    from .reid.experiment import paired_summary, write_table
     from .studies import fine_tuning_study
 
     runs, identity = fine_tuning_study(build_world(profile), profile, seeds, stage2_steps,
                                        pretrained or committed_stage1(), progress=True)
-    out = Path(out or results_dir() / "experiments")
-    path = write_table(runs, out / "generator_fine_tuning_runs.csv")
-    summary = paired_summary(runs, "baseline")
-    write_table(summary.reset_index(), out / "generator_fine_tuning_summary.csv")
-    write_table(identity, out / "generator_fine_tuning_identity.csv")
-    print(identity.to_string(index=False))
-    print(summary.to_string())
-    print(f"wrote {path} and its summary and identity tables")
-    return path
+    return _write_study(runs, identity, out, "generator_fine_tuning")
+
+
+def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretrained: str | None = None,
+                  out: Path | None = None) -> Path:
+    """Stage-1 length (continued pretraining) versus identity and Re-ID gain; tables in ``results/experiments``."""
+    from .data.synthetic.world import build_world
+    from .generator.experiment import committed_stage1
+    from .studies import stage1_length_study
+
+    pretrained = pretrained or committed_stage1()
+    if pretrained is None:
+        raise SystemExit("no stage-1 weights to continue: pass --pretrained or rebuild them with "
+                         "`python -m posedive_lib.cli generator --profile quick --export-stage1`")
+    runs, identity = stage1_length_study(build_world(profile), profile, seeds, extra_steps, pretrained, progress=True)
+    return _write_study(runs, identity, out, "generator_stage1_length")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     tune_p.add_argument("--stage2-steps", type=int, nargs="+", default=[400, 1200])
     tune_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones)")
     tune_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
+    length_p = sub.add_parser("stage1-length", help="stage 1 continued for more steps vs identity and Re-ID gain")
+    length_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    length_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    length_p.add_argument("--extra-steps", type=int, nargs="+", default=[0, 2000, 4000],
+                          help="stage-1 steps added to the pretrained ones (0: as they are)")
+    length_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones)")
+    length_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks)
@@ -154,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                   args.export_stage1)
     elif args.command == "fine-tuning":
         fine_tuning(args.profile, args.seeds, args.stage2_steps, args.pretrained, args.out)
+    elif args.command == "stage1-length":
+        stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out)
     return 0
 
 

@@ -8,6 +8,7 @@
 - :func:`scratch_study` (notebook 6, Table 8a): pretrained versus from-scratch generator, judged by identity.
 - :func:`fine_tuning_study` (not in the paper): generator fine-tuning length (stage-2 steps), judged by
   identity and by the Re-ID models its augmentation trains, unfiltered and keypoint-filtered.
+- :func:`stage1_length_study` (not in the paper): the same for stage 1 ("pretraining") continued for more steps.
 
 Each study names its training sets (settings), trains every one with the same seeds
 (:func:`~.reid.experiment.run_settings`, compared seed by seed) and returns one row per setting and seed.
@@ -218,30 +219,65 @@ def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: st
     return pd.DataFrame(rows)
 
 
+def _generator_variant(world: SyntheticWorld, profile: str, name: str, generator_dir: Path, tau: float, seed: int,
+                       progress: bool) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """A generator's identity scores and its two augmentations: ``name`` = its ``both`` set, and
+    ``name_tau_<tau>`` = the same keypoint-filtered."""
+    from .generator.experiment import profile_identity_check
+
+    settings = PROFILES[profile]
+    scores, _ = profile_identity_check(generator_dir, world, profile, seed, progress)
+    both = augmentation_set(world, "both", augment_config(profile, seed), settings.augment_gallery_size, generator_dir, progress)
+    stats = filter_statistics(world, both, settings.augment_gallery_size, seed, progress)
+    return {k: scores[k] for k in GENERATED_SCORES}, {name: both, f"{name}_tau_{tau}": keypoint_filtered(both, stats, tau)}
+
+
+def _variant_runs(world: SyntheticWorld, profile: str, seeds: list[int], experiment: str, extra: dict[str, pd.DataFrame],
+                  progress: bool) -> pd.DataFrame:
+    """Re-ID runs of the baseline and of the train split plus each of ``extra``, seed by seed."""
+    train, test = world.subset("train"), world.subset("test")
+    reid = reid_config(train["pid"].nunique(), PROFILES[profile].reid_iterations)
+    runs = run_settings(_training_sets(train, extra), test, world.root, _runs_dir(profile, world, reid), seeds, reid,
+                        progress=progress)
+    return runs.assign(experiment=experiment, dataset="synthetic", extra_images=runs["train_images"] - len(train))
+
+
 def fine_tuning_study(world: SyntheticWorld, profile: str, seeds: list[int], stage2_steps: list[int],
                       pretrained: str | None, tau: float = 0.6, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The generator fine-tuned for each of ``stage2_steps`` from ``pretrained``: its identity scores (one row
     per length) and Re-ID runs (baseline, ``stage2_<n>`` = train + its ``both`` augmentation, and
     ``stage2_<n>_tau_<tau>`` = the same keypoint-filtered; one row per setting and seed)."""
-    from .generator.experiment import profile_identity_check, trained_generator
+    from .generator.experiment import trained_generator
 
     if not stage2_steps or min(stage2_steps) < 1:
         raise ValueError(f"stage2_steps must be positive step counts, got {stage2_steps}")
-    settings = PROFILES[profile]
-    train, test = world.subset("train"), world.subset("test")
-    config = augment_config(profile, seeds[0])
     extra, identity = {}, []
     for steps in stage2_steps:
         generator_dir, _ = trained_generator(world, profile, stage2_steps=steps, pretrained=pretrained,
                                              seed=seeds[0], progress=progress)
-        scores, _ = profile_identity_check(generator_dir, world, profile, seeds[0], progress)
-        identity.append({"stage2_steps": steps, **{k: scores[k] for k in GENERATED_SCORES}})
-        both = augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress)
-        stats = filter_statistics(world, both, settings.augment_gallery_size, seeds[0], progress)
-        extra[f"stage2_{steps}"] = both
-        extra[f"stage2_{steps}_tau_{tau}"] = keypoint_filtered(both, stats, tau)
-    reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
-    runs = run_settings(_training_sets(train, extra), test, world.root, _runs_dir(profile, world, reid), seeds, reid,
-                        progress=progress)
-    runs = runs.assign(experiment="fine_tuning", dataset="synthetic", extra_images=runs["train_images"] - len(train))
-    return runs, pd.DataFrame(identity)
+        scores, sets = _generator_variant(world, profile, f"stage2_{steps}", generator_dir, tau, seeds[0], progress)
+        identity.append({"stage2_steps": steps, **scores})
+        extra.update(sets)
+    return _variant_runs(world, profile, seeds, "fine_tuning", extra, progress), pd.DataFrame(identity)
+
+
+def stage1_length_study(world: SyntheticWorld, profile: str, seeds: list[int], extra_steps: list[int],
+                        pretrained: str, tau: float = 0.6, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stage 1 ("pretraining") continued from ``pretrained`` for each of ``extra_steps`` more steps (0 = as is;
+    each length continues the previous one), then fine-tuned for the profile's stage-2 steps: identity scores
+    (one row per length) and Re-ID runs (baseline, ``stage1_plus_<n>`` and ``stage1_plus_<n>_tau_<tau>``)."""
+    from .generator.experiment import continued_stage1, trained_generator
+
+    if not extra_steps or min(extra_steps) < 0:
+        raise ValueError(f"extra_steps must be step counts >= 0, got {extra_steps}")
+    extra, identity = {}, []
+    start, done = pretrained, 0
+    for steps in sorted(set(extra_steps)):
+        if steps > done:
+            start = continued_stage1(world, profile, steps - done, start, seeds[0], progress)
+            done = steps
+        generator_dir, _ = trained_generator(world, profile, pretrained=start, seed=seeds[0], progress=progress)
+        scores, sets = _generator_variant(world, profile, f"stage1_plus_{steps}", generator_dir, tau, seeds[0], progress)
+        identity.append({"stage1_extra_steps": steps, **scores})
+        extra.update(sets)
+    return _variant_runs(world, profile, seeds, "stage1_length", extra, progress), pd.DataFrame(identity)

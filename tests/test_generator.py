@@ -219,3 +219,19 @@ def test_stage_configs_take_the_profiles_fine_tuning_length_unless_given():
     assert (stage1.steps, stage2.steps) == (7, 9) and stage1.lr != stage2.lr  # stage presets kept otherwise
     with pytest.raises(ValueError, match="unknown profile"):
         stage_configs("huge")
+
+
+def test_continued_stage1_trains_the_unets_keeps_the_vae_and_is_cached(smoke_world, tmp_path, monkeypatch):
+    from posedive_lib.generator import experiment
+
+    monkeypatch.setenv("POSEDIVE_CACHE", str(tmp_path / "cache"))
+    world = smoke_world
+    tiny_generator(image_size=(world.config.height, world.config.width), seed=0).save_pretrained(tmp_path / "start")
+    continued = experiment.continued_stage1(world, "smoke", 2, tmp_path / "start", progress=False)
+    start, trained = (PoseDiveGenerator.from_pretrained(p) for p in (tmp_path / "start", continued))
+    assert all(torch.equal(a, b) for a, b in zip(start.vae.parameters(), trained.vae.parameters()))
+    assert not torch.equal(next(start.denoising_unet.parameters()), next(trained.denoising_unet.parameters()))
+    monkeypatch.setattr(experiment, "train_generator", lambda *a, **k: pytest.fail("cached run trained again"))
+    assert experiment.continued_stage1(world, "smoke", 2, tmp_path / "start", progress=False) == continued
+    with pytest.raises(ValueError, match="extra_steps"):
+        experiment.continued_stage1(world, "smoke", 0, tmp_path / "start")

@@ -133,3 +133,18 @@ def test_fine_tuning_study_compares_generator_lengths_seed_by_seed(tmp_path):
     assert summary.loc[summary["setting"] == "baseline", "paired_diff_mean"].item() == 0
     with pytest.raises(ValueError, match="positive step counts"):
         fine_tuning_study(None, "smoke", [0], [400, 0], None)
+
+
+def test_stage1_length_study_continues_pretraining_then_fine_tunes_each_length(tmp_path):
+    from posedive_lib.cli import main
+    from posedive_lib.studies import stage1_length_study
+
+    main(["stage1-length", "--profile", "smoke", "--seeds", "0", "--extra-steps", "0", "2", "--out", str(tmp_path)])
+    runs = pd.read_csv(tmp_path / "generator_stage1_length_runs.csv")
+    assert set(runs["setting"]) == {"baseline", "stage1_plus_0", "stage1_plus_0_tau_0.6", "stage1_plus_2",
+                                    "stage1_plus_2_tau_0.6"}
+    assert (runs.loc[runs["setting"] == "stage1_plus_2", "extra_images"] > 0).all()
+    identity = pd.read_csv(tmp_path / "generator_stage1_length_identity.csv")
+    assert identity["stage1_extra_steps"].tolist() == [0, 2] and identity["rank1_generated"].between(0, 1).all()
+    with pytest.raises(ValueError, match="step counts >= 0"):
+        stage1_length_study(None, "smoke", [0], [-1], "models/tiny-stage1")

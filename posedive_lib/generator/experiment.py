@@ -189,6 +189,23 @@ def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, imag
     return folder
 
 
+def continued_stage1(world: SyntheticWorld, profile: str, extra_steps: int, pretrained: str | os.PathLike,
+                     seed: int = 0, progress: bool = True) -> Path:
+    """Stage 1 continued for ``extra_steps`` more steps on the fashion set from the saved stage-1 generator
+    ``pretrained`` (the profile's stage-1 preset, a fresh optimiser and EMA); trained once, then cached.
+    Returns the continued generator's folder, a ``pretrained`` start for :func:`trained_generator`."""
+    if extra_steps < 1:
+        raise ValueError(f"extra_steps must be at least 1, got {extra_steps}")
+    stage1, _ = stage_configs(profile, seed, stage1_steps=extra_steps)
+    key = config_key(stage1, extra=["continued", weights_digest(PROJECT_ROOT / pretrained)], length=8)
+    out_dir = cache_dir() / "generator" / f"stage1-{profile}-{world.config.key()}-{key}"
+    final = out_dir / "generator"
+    if not (final / "generator.json").is_file():
+        generator = PoseDiveGenerator.from_pretrained(PROJECT_ROOT / pretrained)
+        train_generator(generator, pair_data(generator, world, "fashion"), out_dir, stage1, progress)
+    return final
+
+
 def stage_configs(profile: str, seed: int = 0, stage1_steps: int | None = None,
                   stage2_steps: int | None = None) -> tuple[GeneratorTrainConfig, GeneratorTrainConfig]:
     """Stage-1 and stage-2 training configs of ``profile``; steps default to the preset (stage 1) and to the
