@@ -94,8 +94,11 @@ def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int |
     return path
 
 
-def _write_study(runs, identity, out: Path | None, stem: str) -> Path:
-    """Write a generator study's Re-ID runs, their paired summary and its identity table to ``out``."""
+def _write_study(runs, identity, out: Path | None, stem: str, length: str) -> Path:
+    """Write a generator study's Re-ID runs, their paired summary, its identity table and the identity scores
+    against the training ``length`` (a column of ``identity``) as a figure to ``out``."""
+    from .analysis.generator_figures import plot_identity_by_length
+    from .analysis.world_figures import save_figure
     from .reid.experiment import paired_summary, write_table
 
     out = Path(out or results_dir() / "experiments")
@@ -103,6 +106,7 @@ def _write_study(runs, identity, out: Path | None, stem: str) -> Path:
     summary = paired_summary(runs, "baseline")
     write_table(summary.reset_index(), out / f"{stem}_summary.csv")
     write_table(identity, out / f"{stem}_identity.csv")
+    save_figure(plot_identity_by_length(identity, length, length.replace("_", " ")), out / f"{stem}_identity.png")
     print(identity.to_string(index=False))
     print(summary.to_string())
     print(f"wrote {path} and its summary and identity tables")
@@ -118,7 +122,7 @@ def fine_tuning(profile: str, seeds: list[int], stage2_steps: list[int], pretrai
 
     runs, identity = fine_tuning_study(build_world(profile), profile, seeds, stage2_steps,
                                        pretrained or committed_stage1(), progress=True)
-    return _write_study(runs, identity, out, "generator_fine_tuning")
+    return _write_study(runs, identity, out, "generator_fine_tuning", "stage2_steps")
 
 
 def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretrained: str | None = None,
@@ -133,7 +137,7 @@ def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretra
         raise SystemExit("no stage-1 weights to continue: pass --pretrained or rebuild them with "
                          "`python -m posedive_lib.cli generator --profile quick --export-stage1`")
     runs, identity = stage1_length_study(build_world(profile), profile, seeds, extra_steps, pretrained, progress=True)
-    return _write_study(runs, identity, out, "generator_stage1_length")
+    return _write_study(runs, identity, out, "generator_stage1_length", "stage1_extra_steps")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,17 @@ def test_cmc_plot_reads_the_cmc_column():
     assert len(lines) == 2 and lines[0].get_ydata()[0] == pytest.approx(65.0)
 
 
+def test_identity_plot_draws_each_score_against_the_length_with_its_target():
+    from posedive_lib.analysis.generator_figures import IDENTITY_TARGETS, plot_identity_by_length
+
+    identity = pd.DataFrame({"steps": [0, 2000, 4000], "rank1_generated": [0.2, 0.3, 0.4],
+                             "closer_generated": [0.7, 0.8, 0.9]})
+    lines = plot_identity_by_length(identity, "steps", "steps").axes[0].get_lines()
+    curves = {tuple(line.get_ydata()) for line in lines if len(line.get_xdata()) == 3}
+    targets = {line.get_ydata()[0] for line in lines if len(line.get_xdata()) == 2}
+    assert curves == {(0.2, 0.3, 0.4), (0.7, 0.8, 0.9)} and targets == set(IDENTITY_TARGETS.values())
+
+
 def test_paper_numbers_cover_the_compared_tables():
     paper = paper_results()
     for table in TITLES:
@@ -145,6 +156,7 @@ def test_stage1_length_study_continues_pretraining_then_fine_tunes_each_length(t
                                     "stage1_plus_2_tau_0.6"}
     assert (runs.loc[runs["setting"] == "stage1_plus_2", "extra_images"] > 0).all()
     identity = pd.read_csv(tmp_path / "generator_stage1_length_identity.csv")
+    assert (tmp_path / "generator_stage1_length_identity.png").is_file()
     assert identity["stage1_extra_steps"].tolist() == [0, 2] and identity["rank1_generated"].between(0, 1).all()
     with pytest.raises(ValueError, match="step counts >= 0"):
         stage1_length_study(None, "smoke", [0], [-1], "models/tiny-stage1")

@@ -74,3 +74,22 @@ def plot_quality(stats: dict[str, pd.DataFrame]):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# The generator's identity target (issue: rank-1 among oracle renders >= 50%, closer to its own identity >= 80%).
+IDENTITY_TARGETS = {"rank1_generated": 0.5, "closer_generated": 0.8}
+
+
+def plot_identity_by_length(identity: pd.DataFrame, column: str, xlabel: str):
+    """Identity scores of generated images (rank-1, closer) against a training length, with the targets dashed."""
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for (score, target), colour in zip(IDENTITY_TARGETS.items(), ("C0", "C1")):
+        ax.plot(identity[column], identity[score], "o-", color=colour, label=score.replace("_generated", ""))
+        ax.axhline(target, color=colour, ls="--", lw=0.8)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of generated images (dashed: target)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
