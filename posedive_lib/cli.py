@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .paths import results_dir
+from .paths import PROJECT_ROOT, STAGE1_WEIGHTS, results_dir
 from .profiles import PROFILES
 
 
@@ -126,18 +126,24 @@ def fine_tuning(profile: str, seeds: list[int], stage2_steps: list[int], pretrai
 
 
 def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretrained: str | None = None,
-                  out: Path | None = None) -> Path:
-    """Stage-1 length (continued pretraining) versus identity and Re-ID gain; tables in ``results/experiments``."""
+                  out: Path | None = None, export_to: str | None = None) -> Path:
+    """Stage-1 length (continued pretraining) versus identity and Re-ID gain; tables in ``results/experiments``.
+    ``export_to``: also save the longest continued stage 1 there (bf16), e.g. as the committed weights."""
     from .data.synthetic.world import build_world
-    from .generator.experiment import committed_stage1
+    from .generator.experiment import committed_stage1, continued_stages, export_stage1
     from .studies import stage1_length_study
 
     pretrained = pretrained or committed_stage1()
     if pretrained is None:
         raise SystemExit("no stage-1 weights to continue: pass --pretrained or rebuild them with "
                          "`python -m posedive_lib.cli generator --profile quick --export-stage1`")
-    runs, identity = stage1_length_study(build_world(profile), profile, seeds, extra_steps, pretrained, progress=True)
-    return _write_study(runs, identity, out, "generator_stage1_length", "stage1_extra_steps")
+    world = build_world(profile)
+    runs, identity = stage1_length_study(world, profile, seeds, extra_steps, pretrained, progress=True)
+    path = _write_study(runs, identity, out, "generator_stage1_length", "stage1_extra_steps")
+    if export_to:
+        longest = continued_stages(world, profile, extra_steps, pretrained, seeds[0])[max(extra_steps)]
+        print(f"stage 1 + {max(extra_steps)} steps exported to {export_stage1(longest, PROJECT_ROOT / export_to)}")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                           help="stage-1 steps added to the pretrained ones (0: as they are)")
     length_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones)")
     length_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
+    length_p.add_argument("--export-stage1", nargs="?", const=STAGE1_WEIGHTS, default=None, metavar="DIR",
+                          help=f"save the longest continued stage 1 (bf16) to DIR (default {STAGE1_WEIGHTS})")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks)
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "fine-tuning":
         fine_tuning(args.profile, args.seeds, args.stage2_steps, args.pretrained, args.out)
     elif args.command == "stage1-length":
-        stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out)
+        stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out, args.export_stage1)
     return 0
 
 

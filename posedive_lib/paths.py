@@ -1,4 +1,4 @@
-"""Project folders: the git-ignored cache (Anny model data, warp kernels) and the results folder."""
+"""Project folders: the git-ignored cache (Anny model data, warp kernels), the results folder and the committed weights."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The committed stage-1 weights of the tiny generator, relative to the project root so that cache keys name no
+# machine (rebuilt by ``python -m posedive_lib.cli generator --profile quick --export-stage1``).
+STAGE1_WEIGHTS = "models/tiny-stage1"
 
 
 def cache_dir() -> Path:

@@ -266,16 +266,10 @@ def stage1_length_study(world: SyntheticWorld, profile: str, seeds: list[int], e
     """Stage 1 ("pretraining") continued from ``pretrained`` for each of ``extra_steps`` more steps (0 = as is;
     each length continues the previous one), then fine-tuned for the profile's stage-2 steps: identity scores
     (one row per length) and Re-ID runs (baseline, ``stage1_plus_<n>`` and ``stage1_plus_<n>_tau_<tau>``)."""
-    from .generator.experiment import continued_stage1, trained_generator
+    from .generator.experiment import continued_stages, trained_generator
 
-    if not extra_steps or min(extra_steps) < 0:
-        raise ValueError(f"extra_steps must be step counts >= 0, got {extra_steps}")
     extra, identity = {}, []
-    start, done = pretrained, 0
-    for steps in sorted(set(extra_steps)):
-        if steps > done:
-            start = continued_stage1(world, profile, steps - done, start, seeds[0], progress)
-            done = steps
+    for steps, start in continued_stages(world, profile, extra_steps, pretrained, seeds[0], progress).items():
         generator_dir, _ = trained_generator(world, profile, pretrained=start, seed=seeds[0], progress=progress)
         scores, sets = _generator_variant(world, profile, f"stage1_plus_{steps}", generator_dir, tau, seeds[0], progress)
         identity.append({"stage1_extra_steps": steps, **scores})

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -227,7 +228,10 @@ def test_continued_stage1_trains_the_unets_keeps_the_vae_and_is_cached(smoke_wor
     monkeypatch.setenv("POSEDIVE_CACHE", str(tmp_path / "cache"))
     world = smoke_world
     tiny_generator(image_size=(world.config.height, world.config.width), seed=0).save_pretrained(tmp_path / "start")
+    (tmp_path / "start" / "loss.csv").write_text("step,loss,lr\n1,0.5,0.1\n2,0.4,0.1\n3,0.3,0.1\n")
     continued = experiment.continued_stage1(world, "smoke", 2, tmp_path / "start", progress=False)
+    history = pd.read_csv(continued / "loss.csv")  # the start's three steps, then the continuation's two
+    assert history["step"].tolist() == [1, 2, 3, 4, 5] and history["loss"].tolist()[:3] == [0.5, 0.4, 0.3]
     start, trained = (PoseDiveGenerator.from_pretrained(p) for p in (tmp_path / "start", continued))
     assert all(torch.equal(a, b) for a, b in zip(start.vae.parameters(), trained.vae.parameters()))
     assert not torch.equal(next(start.denoising_unet.parameters()), next(trained.denoising_unet.parameters()))

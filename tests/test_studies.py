@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from posedive_lib.analysis.paper_tables import TITLES, claims, comparison_tables, measured_rows, paper_results
+from posedive_lib.paths import PROJECT_ROOT, STAGE1_WEIGHTS
 from posedive_lib.profiles import PROFILES
 from posedive_lib.reid.experiment import plot_cmc, plot_sweep, training_set_key
 from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, identity_points, per_id_points, reid_config,
@@ -150,7 +151,8 @@ def test_stage1_length_study_continues_pretraining_then_fine_tunes_each_length(t
     from posedive_lib.cli import main
     from posedive_lib.studies import stage1_length_study
 
-    main(["stage1-length", "--profile", "smoke", "--seeds", "0", "--extra-steps", "0", "2", "--out", str(tmp_path)])
+    main(["stage1-length", "--profile", "smoke", "--seeds", "0", "--extra-steps", "0", "2", "--out", str(tmp_path),
+          "--export-stage1", str(tmp_path / "exported")])
     runs = pd.read_csv(tmp_path / "generator_stage1_length_runs.csv")
     assert set(runs["setting"]) == {"baseline", "stage1_plus_0", "stage1_plus_0_tau_0.6", "stage1_plus_2",
                                     "stage1_plus_2_tau_0.6"}
@@ -158,5 +160,8 @@ def test_stage1_length_study_continues_pretraining_then_fine_tunes_each_length(t
     identity = pd.read_csv(tmp_path / "generator_stage1_length_identity.csv")
     assert (tmp_path / "generator_stage1_length_identity.png").is_file()
     assert identity["stage1_extra_steps"].tolist() == [0, 2] and identity["rank1_generated"].between(0, 1).all()
+    committed = pd.read_csv(PROJECT_ROOT / STAGE1_WEIGHTS / "loss.csv")  # exported: the longest, with its whole loss history
+    assert len(pd.read_csv(tmp_path / "exported" / "loss.csv")) == committed["step"].nunique() + 2
+    assert (tmp_path / "exported" / "generator.json").is_file()
     with pytest.raises(ValueError, match="step counts >= 0"):
-        stage1_length_study(None, "smoke", [0], [-1], "models/tiny-stage1")
+        stage1_length_study(None, "smoke", [0], [-1], STAGE1_WEIGHTS)

@@ -15,15 +15,11 @@ import torch
 
 from ..data.synthetic.world import SyntheticWorld
 from ..data.synthetic.world_conditions import world_conditions
-from ..paths import PROJECT_ROOT, atomic_output, cache_dir, config_key
+from ..paths import PROJECT_ROOT, STAGE1_WEIGHTS, atomic_output, cache_dir, config_key
 from ..profiles import PROFILES
 from .data import PairData, load_images, stack_conditions, to_uint8
 from .model import PoseDiveGenerator, weights_digest
 from .train import PRESETS, GeneratorTrainConfig, train_generator
-
-# The committed stage-1 weights of the tiny generator (rebuilt by ``python -m posedive_lib.cli generator
-# --profile quick --export-stage1``); relative to the project root so cache keys do not name a machine.
-STAGE1_WEIGHTS = "models/tiny-stage1"
 
 
 def committed_stage1() -> str | None:
@@ -36,8 +32,8 @@ def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | 
     target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
     generator = PoseDiveGenerator.from_pretrained(generator_dir)
     generator.to(torch.bfloat16).save_pretrained(target)
-    log = Path(generator_dir).parent / "loss.csv"
-    if log.is_file():  # the stage-1 loss curve travels with the weights
+    log = stage1_loss_log(generator_dir)
+    if log is not None:  # the stage-1 loss curve travels with the weights
         shutil.copyfile(log, target / "loss.csv")
     return target
 
@@ -162,9 +158,9 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
                                      title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
                 out_dir / "identity_grid.png")
 
-    stage1_log = PROJECT_ROOT / pretrained / "loss.csv" if pretrained else run_dir / "stage1" / "loss.csv"
+    stage1_log = stage1_loss_log(PROJECT_ROOT / pretrained) if pretrained else run_dir / "stage1" / "loss.csv"
     logs = {name: pd.read_csv(path).drop_duplicates("step", keep="last")
-            for name, path in (("stage1", stage1_log), ("stage2", run_dir / "stage2" / "loss.csv")) if path.is_file()}
+            for name, path in (("stage1", stage1_log), ("stage2", run_dir / "stage2" / "loss.csv")) if path and path.is_file()}
     if logs:
         save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
     timings = run_dir / "timings.json"
@@ -193,7 +189,8 @@ def continued_stage1(world: SyntheticWorld, profile: str, extra_steps: int, pret
                      seed: int = 0, progress: bool = True) -> Path:
     """Stage 1 continued for ``extra_steps`` more steps on the fashion set from the saved stage-1 generator
     ``pretrained`` (the profile's stage-1 preset, a fresh optimiser and EMA); trained once, then cached.
-    Returns the continued generator's folder, a ``pretrained`` start for :func:`trained_generator`."""
+    Returns the continued generator's folder, a ``pretrained`` start for :func:`trained_generator`; its
+    ``loss.csv`` is the whole stage-1 history (the start's, then this run's)."""
     if extra_steps < 1:
         raise ValueError(f"extra_steps must be at least 1, got {extra_steps}")
     stage1, _ = stage_configs(profile, seed, stage1_steps=extra_steps)
@@ -203,7 +200,42 @@ def continued_stage1(world: SyntheticWorld, profile: str, extra_steps: int, pret
     if not (final / "generator.json").is_file():
         generator = PoseDiveGenerator.from_pretrained(PROJECT_ROOT / pretrained)
         train_generator(generator, pair_data(generator, world, "fashion"), out_dir, stage1, progress)
+    if not (final / "loss.csv").is_file():
+        _write_stage1_history(stage1_loss_log(PROJECT_ROOT / pretrained), out_dir / "loss.csv", final / "loss.csv")
     return final
+
+
+def continued_stages(world: SyntheticWorld, profile: str, extra_steps: list[int], pretrained: str | os.PathLike,
+                     seed: int = 0, progress: bool = True) -> dict[int, Path | str]:
+    """``{n: generator folder}`` for each of ``extra_steps``: ``pretrained`` continued by ``n`` stage-1 steps
+    (0 = ``pretrained`` itself), each length continuing the previous one."""
+    if not extra_steps or min(extra_steps) < 0:
+        raise ValueError(f"extra_steps must be step counts >= 0, got {extra_steps}")
+    starts, start, done = {}, pretrained, 0
+    for steps in sorted(set(extra_steps)):
+        if steps > done:
+            start, done = continued_stage1(world, profile, steps - done, start, seed, progress), steps
+        starts[steps] = start
+    return starts
+
+
+def stage1_loss_log(generator_dir: str | os.PathLike) -> Path | None:
+    """The stage-1 loss log of a saved generator: its own ``loss.csv`` (committed or continued weights), else
+    the training run's next to it; None if neither exists."""
+    generator_dir = Path(generator_dir)
+    found = [p for p in (generator_dir / "loss.csv", generator_dir.parent / "loss.csv") if p.is_file()]
+    return found[0] if found else None
+
+
+def _write_stage1_history(before: Path | None, continuation: Path, target: Path) -> None:
+    import pandas as pd
+
+    logs = [pd.read_csv(p).drop_duplicates("step", keep="last") for p in (before, continuation) if p and p.is_file()]
+    if len(logs) == 2:
+        logs[1] = logs[1].assign(step=logs[1]["step"] + logs[0]["step"].max())
+    if logs:
+        with atomic_output(target) as tmp:
+            pd.concat(logs).to_csv(tmp, index=False)
 
 
 def stage_configs(profile: str, seed: int = 0, stage1_steps: int | None = None,
