@@ -130,7 +130,8 @@ def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretra
     """Stage-1 length (continued pretraining) versus identity and Re-ID gain; tables in ``results/experiments``.
     ``export_to``: also save the longest continued stage 1 there (bf16), e.g. as the committed weights."""
     from .data.synthetic.world import build_world
-    from .generator.experiment import committed_stage1, continued_stages, export_stage1
+    from .generator.experiment import (committed_stage1, continued_stages, export_stage1, profile_identity_check,
+                                       save_identity_grid, trained_generator)
     from .studies import stage1_length_study
 
     pretrained = pretrained or committed_stage1()
@@ -140,8 +141,11 @@ def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretra
     world = build_world(profile)
     runs, identity = stage1_length_study(world, profile, seeds, extra_steps, pretrained, progress=True)
     path = _write_study(runs, identity, out, "generator_stage1_length", "stage1_extra_steps")
+    longest = continued_stages(world, profile, extra_steps, pretrained, seeds[0])[max(extra_steps)]
+    final, _ = trained_generator(world, profile, pretrained=longest, seed=seeds[0])  # all cached by the study
+    scores, shown = profile_identity_check(final, world, profile, seeds[0])
+    save_identity_grid(scores, shown, path.parent / "generator_stage1_length_grid.png")
     if export_to:
-        longest = continued_stages(world, profile, extra_steps, pretrained, seeds[0])[max(extra_steps)]
         print(f"stage 1 + {max(extra_steps)} steps exported to {export_stage1(longest, PROJECT_ROOT / export_to)}")
     return path
 

@@ -159,6 +159,7 @@ def test_stage1_length_study_continues_pretraining_then_fine_tunes_each_length(t
     assert (runs.loc[runs["setting"] == "stage1_plus_2", "extra_images"] > 0).all()
     identity = pd.read_csv(tmp_path / "generator_stage1_length_identity.csv")
     assert (tmp_path / "generator_stage1_length_identity.png").is_file()
+    assert (tmp_path / "generator_stage1_length_grid.png").is_file()  # the longest stage 1's samples
     assert identity["stage1_extra_steps"].tolist() == [0, 2] and identity["rank1_generated"].between(0, 1).all()
     committed = pd.read_csv(PROJECT_ROOT / STAGE1_WEIGHTS / "loss.csv")  # exported: the longest, with its whole loss history
     assert len(pd.read_csv(tmp_path / "exported" / "loss.csv")) == committed["step"].nunique() + 2

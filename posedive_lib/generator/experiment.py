@@ -145,7 +145,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     """
     import pandas as pd
 
-    from ..analysis.generator_figures import plot_generation_grid, plot_loss_curves
+    from ..analysis.generator_figures import plot_loss_curves
     from ..analysis.world_figures import save_figure
     from ..data.synthetic.world import build_world
 
@@ -153,10 +153,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     final, run_dir = trained_generator(world, profile, stage1_steps, stage2_steps, pretrained, vae_steps, seed, progress)
     scores, shown = profile_identity_check(final, world, profile, seed, progress)
     out_dir = Path(out_dir)
-    probe = shown["probe"]
-    save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
-                                     title=f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"),
-                out_dir / "identity_grid.png")
+    save_identity_grid(scores, shown, out_dir / "identity_grid.png")
 
     stage1_log = stage1_loss_log(PROJECT_ROOT / pretrained) if pretrained else run_dir / "stage1" / "loss.csv"
     logs = {name: pd.read_csv(path).drop_duplicates("step", keep="last")
@@ -171,6 +168,17 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
                "target": "rank1_generated >= 0.5 and closer_generated >= 0.8"}
     (out_dir / "identity.json").write_text(json.dumps(details, indent=1))
     return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown}
+
+
+def save_identity_grid(scores: dict, shown: dict, path: str | os.PathLike) -> None:
+    """The grid of an identity check (reference, condition maps, generated, oracle render), its rank-1 as title."""
+    from ..analysis.generator_figures import plot_generation_grid
+    from ..analysis.world_figures import save_figure
+
+    probe = shown["probe"]
+    title = f"rank-1 {scores['rank1_generated']:.0%} (reference {scores['rank1_reference']:.0%})"
+    save_figure(plot_generation_grid(probe.references, probe.conditions, shown["generated"], probe.same, rows=10,
+                                     title=title), path)
 
 
 def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, image_size: tuple[int, int]) -> Path:
