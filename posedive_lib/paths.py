@@ -1,4 +1,4 @@
-"""Project folders: the git-ignored cache (Anny model data, warp kernels), the results folder and the committed weights."""
+"""Project folders: the git-ignored cache (Anny data, warp kernels), the results and the committed weights."""
 from __future__ import annotations
 
 import hashlib
