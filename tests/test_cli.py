@@ -25,3 +25,19 @@ def test_unknown_profile_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--profile", "huge"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pretrained, package_record", [("models/tiny-stage1", True), ("models/tiny-stage1-2000", False),
+                                                        (None, False)])
+def test_generator_command_records_only_the_committed_generator_as_the_package_benchmark(
+        tmp_path, monkeypatch, pretrained, package_record):
+    from posedive_lib import benchmarking, cli
+    from posedive_lib.generator import experiment
+
+    monkeypatch.setattr(benchmarking, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setattr(experiment, "generator_experiment",  # the judged generator itself is tested elsewhere
+                        lambda *args: {"details": {"rank1_generated": 0.5}, "run_dir": tmp_path})
+    path = cli.generator("quick", pretrained=pretrained, out=tmp_path / "figures")
+    package = tmp_path / "results" / "benchmarks" / "generator_identity_rank1.json"
+    assert path == (package if package_record else tmp_path / "figures" / "generator_identity_rank1.json")
+    assert package.is_file() == package_record
