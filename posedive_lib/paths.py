@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# The committed stage-1 weights of the tiny generator, relative to the project root so that cache keys name no
-# machine (rebuilt by ``python -m posedive_lib.cli generator --profile quick --export-stage1``).
+# The committed stage-1 weights of the tiny generator (6,000 steps), relative to the project root so that cache
+# keys name no machine. Rebuilt by ``python -m posedive_lib.cli generator --profile quick --export-stage1`` (the
+# first 2,000 steps), then ``python -m posedive_lib.cli stage1-length --profile quick --export-stage1`` (4,000 more).
 STAGE1_WEIGHTS = "models/tiny-stage1"
 
 
