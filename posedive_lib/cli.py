@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     gen_p.add_argument("--vae-steps", type=int, default=1500)
     gen_p.add_argument("--pretrained", default=None, help="a saved stage-1 generator: skip the VAE and stage 1")
     gen_p.add_argument("--out", type=Path, default=None, help="figure folder (default results/generator)")
-    gen_p.add_argument("--export-stage1", action="store_true", help="save the stage-1 weights (bf16) to models/tiny-stage1")
+    gen_p.add_argument("--export-stage1", action="store_true",
+                       help=f"save the stage-1 weights (bf16) to {STAGE1_WEIGHTS}, replacing the committed ones; "
+                            "`stage1-length --export-stage1` then continues them")
     gen_p.add_argument("--seed", type=int, default=0)
     tune_p = sub.add_parser("fine-tuning", help="generator fine-tuning length vs identity and Re-ID gain")
     tune_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
