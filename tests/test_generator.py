@@ -118,6 +118,28 @@ def test_cached_reference_features_equal_recomputing_them_every_step(generator):
         pipe(references, conditions[:2])
 
 
+def test_sampler_computes_pose_features_once_and_they_equal_the_condition_maps(generator):
+    torch.nn.init.normal_(generator.pose_guider.conv_out.weight, std=0.05)  # a guider that is no longer zero
+    references, conditions = inputs()
+    latents, t = torch.randn(2, 4, SIZE[0] // 4, SIZE[1] // 4), torch.full((2,), 500)
+    with torch.no_grad():
+        features = generator.encode_conditions(conditions)
+        embeddings = generator.embed_images(references)
+        generator.write_reference(generator.encode_images(references), embeddings)
+        from_maps = generator.denoise(latents, t, embeddings, conditions)
+        assert torch.allclose(from_maps, generator.denoise(latents, t, embeddings, pose_features=features), atol=1e-6)
+        assert not torch.allclose(from_maps, generator.denoise(latents, t, embeddings, pose_features=torch.zeros_like(features)))
+        for wrong in ({}, {"conditions": conditions, "pose_features": features}):
+            with pytest.raises(ValueError, match="either the condition maps or their pose_features"):
+                generator.denoise(latents, t, embeddings, **wrong)
+    calls = []
+    generator.pose_guider.register_forward_hook(lambda *args: calls.append(1))
+    pipe = PoseDivePipeline(generator)
+    sampled = pipe(references, conditions, num_inference_steps=3, guidance_scale=2.0, seed=4)
+    assert len(calls) == 1  # one guider pass for 3 steps and both guidance branches
+    assert not torch.allclose(sampled, pipe(references, torch.rand_like(conditions), 3, 2.0, seed=4))
+
+
 def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path):
     references, conditions = inputs(4)
 

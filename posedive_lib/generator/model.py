@@ -109,18 +109,27 @@ class PoseDiveGenerator(nn.Module):
         finally:
             self.bank.writing = False
 
+    def encode_conditions(self, conditions: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Condition maps (B, 7, H, W) -> pose guider features at the latent resolution (constant over denoising steps)."""
+        return self.pose_guider(conditions.to(dtype or next(self.pose_guider.parameters()).dtype))
+
     def denoise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, embeddings: torch.Tensor,
-                conditions: torch.Tensor, index: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+                conditions: torch.Tensor | None = None, index: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+                pose_features: torch.Tensor | None = None) -> torch.Tensor:
         """The denoising U-Net's prediction; sample ``b`` uses reference row ``index[b]`` unless ``keep[b]`` is False.
 
         ``embeddings`` are per reference row (indexed like the bank); dropped samples get a zero embedding
-        and no reference tokens (the unconditional branch of classifier-free guidance).
+        and no reference tokens (the unconditional branch of classifier-free guidance). Give the condition
+        maps per sample, or their ``pose_features`` from :meth:`encode_conditions` (a sampler computes them
+        once and reuses them at every step).
         """
+        if (conditions is None) == (pose_features is None):
+            raise ValueError("give either the condition maps or their pose_features, not both")
         if index is not None:
             embeddings = embeddings[index]
         if keep is not None:
             embeddings = embeddings * keep.view(-1, 1, 1).to(embeddings.dtype)
-        self._pose_features = self.pose_guider(conditions.to(noisy_latents.dtype))
+        self._pose_features = self.encode_conditions(conditions, noisy_latents.dtype) if pose_features is None else pose_features
         self.bank.route(index, keep)
         try:
             return self.denoising_unet(noisy_latents, timesteps, encoder_hidden_states=embeddings).sample

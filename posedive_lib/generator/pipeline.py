@@ -2,7 +2,8 @@
 
 The reference U-Net runs once per reference image and its attention features are reused at every
 denoising step (``reuse_reference=False`` recomputes them each step, for the benchmark and the test
-that the two agree). Classifier-free guidance runs the conditional and unconditional branches in one
+that the two agree); the pose guider's features of the condition maps are likewise computed once.
+Classifier-free guidance runs the conditional and unconditional branches in one
 batch: the unconditional half has a zero CLIP embedding and no reference tokens.
 """
 from __future__ import annotations
@@ -63,9 +64,10 @@ class PoseDivePipeline:
         use_cfg = guidance != 1.0
         index = torch.arange(n, device=device)
         keep = torch.ones(n, dtype=torch.bool, device=device)
+        pose_features = g.encode_conditions(conditions, dtype)  # once per sample, shared by both CFG branches
         if use_cfg:
             index, keep = torch.cat([index, index]), torch.cat([keep, ~keep])
-            conditions = torch.cat([conditions, conditions])
+            pose_features = torch.cat([pose_features, pose_features])
         self.scheduler.set_timesteps(steps, device=device)
         if reuse_reference:
             g.write_reference(reference_latents, embeddings)
@@ -74,7 +76,8 @@ class PoseDivePipeline:
                 g.write_reference(reference_latents, embeddings)
             model_input = torch.cat([latents, latents]) if use_cfg else latents
             model_input = self.scheduler.scale_model_input(model_input, t)
-            prediction = g.denoise(model_input, t.expand(len(model_input)), embeddings, conditions, index, keep)
+            prediction = g.denoise(model_input, t.expand(len(model_input)), embeddings, index=index, keep=keep,
+                                  pose_features=pose_features)
             if use_cfg:
                 conditional, unconditional = prediction.chunk(2)
                 prediction = unconditional + guidance * (conditional - unconditional)
