@@ -17,11 +17,13 @@ from .profiles import PROFILES
 
 
 def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None,
-        notebooks: bool = True) -> list[Path]:
+        notebooks: bool = True, seeds: tuple[int, ...] = (0, 1, 2)) -> list[Path]:
     from .analysis.world_figures import plot_identity_grid, plot_viewpoint_bias, save_figure
     from .data.synthetic.world import build_world
     from .gallery import render_gallery, save_gallery
 
+    if len(seeds) < 1 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
     settings = PROFILES[profile]
     out_dir = Path(out_dir or results_dir() / profile)
     maps, table = render_gallery(settings.gallery_size, seed=seed)
@@ -37,7 +39,7 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
     if notebooks:
         from .notebooks import run_chain
 
-        summary = run_chain(profile, run_name=out_dir.name, results_root=out_dir.parent)
+        summary = run_chain(profile, run_name=out_dir.name, seeds=tuple(seeds), results_root=out_dir.parent)
         print(summary.to_string(index=False))
         print(f"wrote {out_dir / 'summary.csv'} and the executed notebooks in {out_dir}")
     return written
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", type=Path, default=None, help="output folder (default results/<profile>)")
     run_p.add_argument("--seed", type=int, default=0)
     run_p.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
+    run_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                       help="Re-ID training seeds of every experiment (default 0 1 2; the generator and its images use the first)")
     run_p.add_argument("--skip-notebooks", action="store_true", help="only the gallery and world figures")
     oracle_p = sub.add_parser("oracle-check", help="Re-ID baseline vs + oracle renders on the synthetic world")
     oracle_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                           help=f"save the longest continued stage 1 (bf16) to DIR (default {STAGE1_WEIGHTS})")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks)
+        run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds))
     elif args.command == "oracle-check":
         oracle_check(args.profile, args.seeds, args.out, args.iterations)
     elif args.command == "generator":

@@ -21,6 +21,19 @@ def test_run_smoke_profile_writes_gallery(tmp_path):
     assert not list(tmp_path.glob("*.tmp.*"))
 
 
+def test_run_passes_its_seeds_to_every_notebook_and_rejects_repeated_ones(tmp_path, monkeypatch):
+    from posedive_lib import notebooks
+
+    calls = []
+    monkeypatch.setattr(notebooks, "run_chain", lambda *args, **kwargs: calls.append((args, kwargs)) or pd.DataFrame())
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "five"), "--workers", "1", "--seeds", "0", "1", "2", "3", "4"]) == 0
+    assert calls[0][1]["seeds"] == (0, 1, 2, 3, 4) and calls[0][1]["run_name"] == "five"
+    for wrong in (["1", "1"], ["-2"]):
+        with pytest.raises(SystemExit, match="--seeds must be distinct non-negative"):
+            main(["run", "--profile", "smoke", "--out", str(tmp_path / "bad"), "--seeds", *wrong])
+    assert len(calls) == 1 and not (tmp_path / "bad").exists()
+
+
 def test_unknown_profile_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--profile", "huge"])
