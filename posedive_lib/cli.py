@@ -99,6 +99,43 @@ def generator(profile: str, stage1_steps: int | None = None, stage2_steps: int |
     return path
 
 
+def split_controls(profile: str, seeds: list[int], out: Path | None = None) -> Path:
+    """Why generated images help or hurt on the MSMT17-S-style splits: each split with control settings
+    (in-domain conditions, fewer images per identity) and the identity quality of its generated images
+    against the main study's; tables in ``results/experiments``."""
+    from .augment.experiment import augmentation_set
+    from .data.synthetic.world import build_world
+    from .generator.experiment import committed_stage1, trained_generator
+    from .reid.experiment import paired_summary, write_table
+    from .studies import augment_config, identity_quality, split_study
+
+    import pandas as pd
+
+    world = build_world(profile)
+    pretrained = committed_stage1() if profile != "smoke" else None
+    generator_dir, _ = trained_generator(world, profile, pretrained=pretrained, seed=seeds[0], progress=True)
+    gallery_size, config = PROFILES[profile].augment_gallery_size, augment_config(profile, seeds[0])
+    sets = {"main_posedive": augmentation_set(world, "both", config, gallery_size, generator_dir),
+            "main_in_domain": augmentation_set(world, "in_domain", config, gallery_size, generator_dir),
+            "main_oracle": augmentation_set(world, "both", config, gallery_size, None)}
+    runs, summaries = [], []
+    for kind in ("cam", "pose"):
+        study = split_study(world, kind, profile, seeds, generator_dir, progress=True, controls=True)
+        runs.append(study["runs"])
+        summaries.append(paired_summary(study["runs"], "baseline").reset_index().assign(split=kind))
+        sets.update({f"{kind}_{name}": study["augmentation"][name] for name in ("posedive", "in_domain", "oracle")})
+    out = Path(out or results_dir() / "experiments")
+    path = write_table(pd.concat(runs, ignore_index=True), out / "msmt17s_controls_runs.csv")
+    summary = pd.concat(summaries, ignore_index=True)
+    write_table(summary, out / "msmt17s_controls_summary.csv")
+    quality = identity_quality(world, profile, seeds[0], sets)
+    write_table(quality, out / "msmt17s_controls_quality.csv")
+    print(summary.to_string(index=False))
+    print(quality.to_string(index=False))
+    print(f"wrote {path} and its summary and quality tables")
+    return path
+
+
 def _write_study(runs, identity, out: Path | None, stem: str, length: str) -> Path:
     """Write a generator study's Re-ID runs, their paired summary, its identity table and the identity scores
     against the training ``length`` (a column of ``identity``) as a figure to ``out``."""
@@ -197,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     length_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     length_p.add_argument("--export-stage1", nargs="?", const=STAGE1_WEIGHTS, default=None, metavar="DIR",
                           help=f"save the longest continued stage 1 (bf16) to DIR (default {STAGE1_WEIGHTS})")
+    controls_p = sub.add_parser("split-controls",
+                                help="MSMT17-S-style splits with control settings: why generated images help or hurt there")
+    controls_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    controls_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    controls_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds))
@@ -209,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         fine_tuning(args.profile, args.seeds, args.stage2_steps, args.pretrained, args.out)
     elif args.command == "stage1-length":
         stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out, args.export_stage1)
+    elif args.command == "split-controls":
+        split_controls(args.profile, args.seeds, args.out)
     return 0
 
 

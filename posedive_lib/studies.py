@@ -85,9 +85,13 @@ def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_
 
 
 def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
-                progress: bool = False) -> dict:
+                progress: bool = False, controls: bool = False) -> dict:
     """A Cam (``kind='cam'``) or Pose split of the world's test identities (diverse viewpoints and poses,
-    like MSMT17): ``{"definition", "split" (manifest rows), "runs"}``."""
+    like MSMT17): ``{"definition", "split" (manifest rows), "augmentation" (extra sets by setting), "runs"}``.
+
+    ``controls`` adds settings that tell why generated images help or hurt on the split: generated images in
+    the split's own train conditions (``in_domain``) and fewer Pose-dIVE images per identity
+    (``posedive_<n>_per_id``)."""
     from .data.splits import apply_split, make_split
     settings = PROFILES[profile]
     source = world.subset("test")
@@ -95,14 +99,32 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
     frame = apply_split(source, definition)
     train, test = frame[frame["split"] == "train"], frame[frame["split"] != "train"]
     config = augment_config(profile, seeds[0])
-    extra = {"posedive": augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress,
-                                          train=train),
-             "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress, train=train)}
+
+    def generated(mode: str, generator: str | os.PathLike | None = generator_dir) -> pd.DataFrame:
+        return augmentation_set(world, mode, config, settings.augment_gallery_size, generator, progress, train=train)
+
+    extra = {"posedive": generated("both"), "oracle": generated("both", None)}
+    if controls:
+        extra["in_domain"] = generated("in_domain")
+        for n in sorted({1, *settings.per_id_counts} - {config.per_id}):
+            extra[f"posedive_{n}_per_id"] = extra["posedive"][extra["posedive"]["slot"] < n]
     reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
     runs_dir = _runs_dir(profile, world, reid)
     runs = run_settings(_training_sets(train, extra), test, world.root, runs_dir, seeds, reid, progress=progress)
-    return {"definition": definition, "split": frame,
+    return {"definition": definition, "split": frame, "augmentation": extra,
             "runs": runs.assign(experiment=f"msmt17s_{kind}", dataset="synthetic")}
+
+
+def identity_quality(world: SyntheticWorld, profile: str, seed: int, sets: dict[str, pd.DataFrame],
+                     progress: bool = False) -> pd.DataFrame:
+    """Keypoint and identity statistics (:func:`~.augment.filtering.quality_summary`) of each named augmentation
+    set, the identity judged by the baseline Re-ID model; one row per set."""
+    from .augment.filtering import quality_summary
+
+    judge = baseline_judge(world, profile, seed, progress)
+    gallery_size = PROFILES[profile].augment_gallery_size
+    return pd.DataFrame([{"set": name, **quality_summary(filter_statistics(world, rows, gallery_size, seed, progress, judge))}
+                         for name, rows in sets.items()])
 
 
 def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: bool = False):

@@ -54,3 +54,19 @@ def test_generator_command_records_only_the_committed_generator_as_the_package_b
     package = tmp_path / "results" / "benchmarks" / "generator_identity_rank1.json"
     assert path == (package if package_record else tmp_path / "figures" / "generator_identity_rank1.json")
     assert package.is_file() == package_record
+
+
+def test_split_controls_writes_control_settings_and_identity_quality_per_split(tmp_path):
+    from posedive_lib import cli
+
+    cli.split_controls("smoke", [0], tmp_path)
+    summary = pd.read_csv(tmp_path / "msmt17s_controls_summary.csv")
+    for kind in ("cam", "pose"):
+        assert {"baseline", "posedive", "oracle", "in_domain", "posedive_1_per_id"} == set(summary.loc[summary["split"] == kind, "setting"])
+    runs = pd.read_csv(tmp_path / "msmt17s_controls_runs.csv")
+    assert set(runs["experiment"]) == {"msmt17s_cam", "msmt17s_pose"} and runs["mAP"].between(0, 100).all()
+    # one image per identity is a subset of the Pose-dIVE set: fewer training rows
+    sizes = runs[runs["experiment"] == "msmt17s_pose"].set_index("setting")["train_images"]
+    assert sizes["baseline"] < sizes["posedive_1_per_id"] < sizes["posedive"]
+    quality = pd.read_csv(tmp_path / "msmt17s_controls_quality.csv").set_index("set")
+    assert len(quality) == 9 and quality["id_cosine_median"].between(-1, 1).all()
