@@ -103,13 +103,13 @@ def split_controls(profile: str, seeds: list[int], out: Path | None = None) -> P
     """Why generated images help or hurt on the MSMT17-S-style splits: each split with control settings
     (in-domain conditions, fewer images per identity) and the identity quality of its generated images
     against the main study's; tables in ``results/experiments``."""
+    import pandas as pd
+
     from .augment.experiment import augmentation_set
     from .data.synthetic.world import build_world
     from .generator.experiment import committed_stage1, trained_generator
     from .reid.experiment import paired_summary, write_table
     from .studies import augment_config, identity_quality, split_study
-
-    import pandas as pd
 
     world = build_world(profile)
     pretrained = committed_stage1() if profile != "smoke" else None

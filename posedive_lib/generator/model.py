@@ -124,7 +124,7 @@ class PoseDiveGenerator(nn.Module):
         once and reuses them at every step).
         """
         if (conditions is None) == (pose_features is None):
-            raise ValueError("give either the condition maps or their pose_features, not both")
+            raise ValueError("give either the condition maps or their pose_features (exactly one of the two)")
         if index is not None:
             embeddings = embeddings[index]
         if keep is not None:
