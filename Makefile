@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.posedive-installed
 PROFILE ?= quick
 
-.PHONY: setup quick run test bench clean-cache
+.PHONY: setup quick run test bench bench-gpu clean-cache
 
 $(STAMP): pyproject.toml constraints.txt requirements-keypoints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ run: setup
 test: setup
 	$(PY) -m pytest -q
 
+# CPU benchmarks; *_gpu.py need a CUDA GPU (bench-gpu). sd15_gpu first: augment_images_per_s reads its rate.
 bench: setup
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/*.py; do case $$b in *_gpu.py) continue;; esac; $(PY) $$b || exit 1; done
+
+bench-gpu: setup
+	for b in benchmarks/*_gpu.py; do $(PY) $$b || exit 1; done
 
 clean-cache:
 	rm -rf .cache

@@ -14,7 +14,7 @@ from posedive_lib.generator.data import PairData
 from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.pose_guider import PoseGuider
-from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE, sd15_generator, tiny_generator
+from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE, sd15_generator, sd15_random_generator, tiny_generator
 from posedive_lib.generator.train import PRESETS, diffusion_loss, train_generator
 
 SIZE = (64, 32)  # (H, W): small enough for fast tests, a multiple of VAE x U-Net downsampling
@@ -187,6 +187,16 @@ def test_sd15_size_loads_from_local_folders(tmp_path):
         sd15_generator(tmp_path / "clip", tmp_path / "clip")
     with pytest.raises(FileNotFoundError, match="not found"):
         sd15_generator(tmp_path / "nowhere", tmp_path / "clip")
+
+
+def test_sd15_random_build_has_stable_diffusion_15_sizes():
+    """The GPU benchmark's random-weight build (on the meta device: no memory) has SD 1.5's and CLIP ViT-L/14's parameter counts."""
+    gen = sd15_random_generator(device="meta")
+    count = lambda module: sum(p.numel() for p in module.parameters())
+    assert count(gen.denoising_unet) == count(gen.reference_unet) == 859_520_964
+    assert count(gen.vae) == 83_653_863
+    assert count(gen.image_encoder) == 303_966_208
+    assert gen.latent_size == (48, 24) and gen.pose_guider.downsampling_factor == 8
 
 
 def test_mismatched_parts_are_rejected():

@@ -30,6 +30,22 @@ TINY_VAE = dict(
     down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
     mid_block_add_attention=False,  # fully convolutional: trains on crops, 3x faster on a CPU
 )
+# Stable Diffusion 1.5's architecture (runwayml / stable-diffusion-v1-5) and CLIP ViT-L/14's image tower, for
+# random-weight builds (GPU benchmarks); real runs load the weights with :func:`sd15_generator`.
+SD15_UNET = dict(
+    in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+)
+SD15_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
+    sample_size=512,
+)
+SD15_CLIP = dict(image_size=224, patch_size=14, hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                 num_attention_heads=16, projection_dim=768, hidden_act="quick_gelu")
+SD15_BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 TINY_CLIP = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, projection_dim=64)
 
@@ -53,6 +69,24 @@ def tiny_generator(vae: AutoencoderKL | None = None, image_size: tuple[int, int]
     guider = PoseGuider(block_out_channels=guider_stages, embedding_channels=TINY_UNET["block_out_channels"][0], fuse=fuse)
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).eval()
     return PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, DDPMScheduler(**SCHEDULE), image_size)
+
+
+def sd15_random_generator(image_size: tuple[int, int] = (384, 192), fuse: str = "concat", seed: int = 0,
+                          device: str = "cpu") -> PoseDiveGenerator:
+    """The ``sd15`` architecture with random weights, built directly on ``device`` (for speed and memory benchmarks)."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        vae = AutoencoderKL(**SD15_VAE)
+        factor = 2 ** (len(SD15_VAE["block_out_channels"]) - 1)
+        latent = (image_size[0] // factor, image_size[1] // factor)
+        unets = [UNet2DConditionModel(sample_size=latent, **SD15_UNET) for _ in range(2)]
+        guider = PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(SD15_VAE["block_out_channels"])],
+                            embedding_channels=SD15_UNET["block_out_channels"][0], fuse=fuse)
+        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**SD15_CLIP)).eval()
+        generator = PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, DDPMScheduler(**SD15_BETAS, **SCHEDULE), image_size)
+    return generator.to(device)
 
 
 def sd15_generator(sd_path: str | os.PathLike, clip_path: str | os.PathLike, image_size: tuple[int, int] = (384, 192),

@@ -82,22 +82,11 @@ def diffusion_loss(generator: PoseDiveGenerator, batch: dict, config: GeneratorT
     return per_sample.mean()
 
 
-def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str | os.PathLike,
-                    config: GeneratorTrainConfig = GeneratorTrainConfig(), progress: bool = True,
-                    stop_after: int | None = None) -> Path:
-    """Train ``generator`` on ``data``; returns ``out_dir / "generator"`` (the saved, EMA-weighted generator).
-
-    A finished run is reused as is; a partial one resumes from its last segment. ``stop_after`` ends
-    the run after that many steps (at a segment boundary), as an interruption would.
-    """
+def prepare_training(generator: PoseDiveGenerator, config: GeneratorTrainConfig):
+    """An ``Accelerator`` (bf16 on GPU when ``mixed_precision`` is "auto"), the trainable parts, AdamW and the
+    warm-up LR schedule, prepared and on the accelerator's device; returns ``(accelerator, trainable, optimizer, lr_schedule)``."""
     from accelerate import Accelerator
-    from diffusers.training_utils import EMAModel
-    from tqdm.auto import tqdm
 
-    out_dir = Path(out_dir)
-    final = out_dir / "generator"
-    if (final / "generator.json").is_file():
-        return final
     mixed = config.mixed_precision
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() else "no"
@@ -107,9 +96,41 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
                                   "launch it without `accelerate launch --num_processes`")
     trainable = generator.trainable
     optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup) if config.warmup else 1.0)
-    trainable, optimizer, scheduler = accelerator.prepare(trainable, optimizer, scheduler)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup) if config.warmup else 1.0)
+    trainable, optimizer, schedule = accelerator.prepare(trainable, optimizer, schedule)
     generator.to(accelerator.device)
+    return accelerator, trainable, optimizer, schedule
+
+
+def training_step(generator: PoseDiveGenerator, batch: dict, config: GeneratorTrainConfig, rng: torch.Generator,
+                  accelerator, trainable, optimizer, schedule) -> float:
+    """One optimisation step on ``batch`` (autocast loss, backward, gradient clipping at 1, AdamW and LR steps); returns the loss."""
+    with accelerator.autocast():
+        loss = diffusion_loss(generator, batch, config, rng)
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(trainable.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str | os.PathLike,
+                    config: GeneratorTrainConfig = GeneratorTrainConfig(), progress: bool = True,
+                    stop_after: int | None = None) -> Path:
+    """Train ``generator`` on ``data``; returns ``out_dir / "generator"`` (the saved, EMA-weighted generator).
+
+    A finished run is reused as is; a partial one resumes from its last segment. ``stop_after`` ends
+    the run after that many steps (at a segment boundary), as an interruption would.
+    """
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    final = out_dir / "generator"
+    if (final / "generator.json").is_file():
+        return final
+    accelerator, trainable, optimizer, scheduler = prepare_training(generator, config)
     ema = EMAModel(trainable.parameters(), decay=config.ema_decay) if config.ema_decay else None
 
     state_dir = out_dir / "checkpoint"
@@ -130,19 +151,13 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
         for _ in range(min(config.checkpoint_every, end - step)):
             rng = torch.Generator().manual_seed(stream_seed(config.seed, step, 1))
             batch = {k: v.to(accelerator.device) for k, v in data.batch(config.batch, config.seed, step).items()}
-            with accelerator.autocast():
-                loss = diffusion_loss(generator, batch, config, rng)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(trainable.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            loss = training_step(generator, batch, config, rng, accelerator, trainable, optimizer, scheduler)
             if ema is not None:
                 ema.step(trainable.parameters())
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            records.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss:.4f}")
+            records.append({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0]})
         if accelerator.is_main_process:
             pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
         save_training_state(accelerator, state_dir, step, {"ema.pt": ema.state_dict()} if ema is not None else None)
