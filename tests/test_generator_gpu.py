@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from posedive_lib.accelerators import make_accelerator
 from posedive_lib.generator.data import PairData
 from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
@@ -21,7 +22,7 @@ def inputs(n, seed=0):
     return torch.rand(n, 3, *SIZE, generator=g) * 2 - 1, torch.rand(n, 7, *SIZE, generator=g)
 
 
-def test_bf16_training_on_gpu_resumes_and_saves_a_generator_that_loads_on_cpu(tmp_path):
+def test_bf16_training_on_gpu_resumes_saves_a_generator_that_loads_on_cpu_and_lets_fp16_runs_follow(tmp_path):
     references, conditions = inputs(4)
 
     def run(out, stop_after=None):
@@ -32,7 +33,10 @@ def test_bf16_training_on_gpu_resumes_and_saves_a_generator_that_loads_on_cpu(tm
     straight = run(tmp_path / "straight")
     run(tmp_path / "resumed", stop_after=2)
     resumed = run(tmp_path / "resumed")
-    assert PRESETS["smoke"].mixed_precision == "auto"  # bf16 on a GPU
+    from accelerate.state import AcceleratorState
+
+    assert AcceleratorState().mixed_precision == "bf16"  # "auto" on a GPU
+    assert make_accelerator("auto", gpu_default="fp16").mixed_precision == "fp16"  # a Re-ID run may follow
     losses = pd.read_csv(tmp_path / "resumed" / "loss.csv")["loss"]
     assert len(losses) == PRESETS["smoke"].steps and losses.notna().all() and (losses < 10).all()
     a, b = PoseDiveGenerator.from_pretrained(straight), PoseDiveGenerator.from_pretrained(resumed)

@@ -45,7 +45,9 @@ SD15_VAE = dict(
 )
 SD15_CLIP = dict(image_size=224, patch_size=14, hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
                  num_attention_heads=16, projection_dim=768, hidden_act="quick_gelu")
-SD15_BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+# SD 1.5's scheduler folder; DDPMScheduler keeps the DDIM-only keys for the sampler's DDIMScheduler.from_config.
+SD15_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                      set_alpha_to_one=False, steps_offset=1)
 TINY_CLIP = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, projection_dim=64)
 
@@ -85,7 +87,8 @@ def sd15_random_generator(image_size: tuple[int, int] = (384, 192), fuse: str = 
         guider = PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(SD15_VAE["block_out_channels"])],
                             embedding_channels=SD15_UNET["block_out_channels"][0], fuse=fuse)
         clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**SD15_CLIP)).eval()
-        generator = PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, DDPMScheduler(**SD15_BETAS, **SCHEDULE), image_size)
+        scheduler = DDPMScheduler.from_config({**SD15_SCHEDULER, **SCHEDULE})
+        generator = PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, scheduler, image_size)
     return generator.to(device)
 
 

@@ -85,12 +85,9 @@ def diffusion_loss(generator: PoseDiveGenerator, batch: dict, config: GeneratorT
 def prepare_training(generator: PoseDiveGenerator, config: GeneratorTrainConfig):
     """An ``Accelerator`` (bf16 on GPU when ``mixed_precision`` is "auto"), the trainable parts, AdamW and the
     warm-up LR schedule, prepared and on the accelerator's device; returns ``(accelerator, trainable, optimizer, lr_schedule)``."""
-    from accelerate import Accelerator
+    from ..accelerators import make_accelerator
 
-    mixed = config.mixed_precision
-    if mixed == "auto":
-        mixed = "bf16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=mixed)
+    accelerator = make_accelerator(config.mixed_precision, gpu_default="bf16")
     if accelerator.num_processes > 1:
         raise NotImplementedError("generator training runs in one process for now (batches are not sharded): "
                                   "launch it without `accelerate launch --num_processes`")

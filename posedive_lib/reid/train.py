@@ -94,20 +94,18 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
 
 
 def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory: bool, stop_after: int | None) -> Path:
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from pytorch_metric_learning import distances, losses, miners, samplers
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
+    from ..accelerators import make_accelerator
+
     out_dir = Path(out_dir)
     weights = out_dir / "model.safetensors"
     if weights.is_file():
         return weights
-    mixed = config.mixed_precision
-    if mixed == "auto":
-        mixed = "fp16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=mixed)
+    accelerator = make_accelerator(config.mixed_precision, gpu_default="fp16")
     set_seed(config.seed)
     size = BACKBONES[config.backbone].image_size
     data = ManifestImages(frame, root, size, in_memory=in_memory)
