@@ -52,6 +52,18 @@ TINY_CLIP = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=
                  num_attention_heads=4, projection_dim=64)
 
 
+def latent_size(vae: AutoencoderKL, image_size: tuple[int, int]) -> tuple[int, int]:
+    """The latent (height, width) of ``image_size`` images: the VAE halves them at every level but the first."""
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    return image_size[0] // factor, image_size[1] // factor
+
+
+def pose_guider_for(vae: AutoencoderKL, unet: UNet2DConditionModel, fuse: str = "concat") -> PoseGuider:
+    """A pose guider that downsamples as ``vae`` does and whose output width is ``unet``'s first block's."""
+    return PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(vae.config.block_out_channels)],
+                      embedding_channels=unet.config.block_out_channels[0], fuse=fuse)
+
+
 def tiny_vae(image_size: tuple[int, int] = (128, 64)) -> AutoencoderKL:
     """An untrained small VAE (x4 downsampling, 4 latent channels)."""
     return AutoencoderKL(sample_size=max(image_size), **TINY_VAE)
@@ -64,11 +76,8 @@ def tiny_generator(vae: AutoencoderKL | None = None, image_size: tuple[int, int]
 
     torch.manual_seed(seed)
     vae = vae or tiny_vae(image_size)
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    latent = (image_size[0] // factor, image_size[1] // factor)
-    unets = [UNet2DConditionModel(sample_size=latent, **TINY_UNET) for _ in range(2)]
-    guider_stages = (16, 32, 64, 128)[:len(vae.config.block_out_channels)]
-    guider = PoseGuider(block_out_channels=guider_stages, embedding_channels=TINY_UNET["block_out_channels"][0], fuse=fuse)
+    unets = [UNet2DConditionModel(sample_size=latent_size(vae, image_size), **TINY_UNET) for _ in range(2)]
+    guider = pose_guider_for(vae, unets[1], fuse)
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).eval()
     return PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, DDPMScheduler(**SCHEDULE), image_size)
 
@@ -81,11 +90,8 @@ def sd15_random_generator(image_size: tuple[int, int] = (384, 192), fuse: str = 
     torch.manual_seed(seed)
     with torch.device(device):
         vae = AutoencoderKL(**SD15_VAE)
-        factor = 2 ** (len(SD15_VAE["block_out_channels"]) - 1)
-        latent = (image_size[0] // factor, image_size[1] // factor)
-        unets = [UNet2DConditionModel(sample_size=latent, **SD15_UNET) for _ in range(2)]
-        guider = PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(SD15_VAE["block_out_channels"])],
-                            embedding_channels=SD15_UNET["block_out_channels"][0], fuse=fuse)
+        unets = [UNet2DConditionModel(sample_size=latent_size(vae, image_size), **SD15_UNET) for _ in range(2)]
+        guider = pose_guider_for(vae, unets[1], fuse)
         clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**SD15_CLIP)).eval()
         scheduler = DDPMScheduler.from_config({**SD15_SCHEDULER, **SCHEDULE})
         generator = PoseDiveGenerator(unets[0], unets[1], guider, vae, clip, scheduler, image_size)
@@ -109,6 +115,4 @@ def sd15_generator(sd_path: str | os.PathLike, clip_path: str | os.PathLike, ima
     vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae")
     scheduler = DDPMScheduler.from_pretrained(sd_path, subfolder="scheduler", **SCHEDULE)
     clip = CLIPVisionModelWithProjection.from_pretrained(clip_path).eval()
-    guider = PoseGuider(block_out_channels=(16, 32, 64, 128)[:len(vae.config.block_out_channels)],
-                        embedding_channels=unet.config.block_out_channels[0], fuse=fuse)
-    return PoseDiveGenerator(reference, unet, guider, vae, clip, scheduler, image_size)
+    return PoseDiveGenerator(reference, unet, pose_guider_for(vae, unet, fuse), vae, clip, scheduler, image_size)
