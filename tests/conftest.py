@@ -30,6 +30,25 @@ def renderer(anny_body):
     return ConditionRenderer(anny_body, width=96, height=192)
 
 
+@pytest.fixture
+def train_smoke_generator():
+    """``(out, references, conditions, stop_after=None) -> saved generator folder``: the tiny generator (seed 0)
+    trained with the smoke preset on the given images, two per identity."""
+    def train(out, references, conditions, stop_after=None):
+        import torch
+
+        from posedive_lib.generator.data import PairData
+        from posedive_lib.generator.sizes import tiny_generator
+        from posedive_lib.generator.train import PRESETS, train_generator
+
+        gen = tiny_generator(image_size=tuple(references.shape[2:]), seed=0)
+        pids = [i // 2 for i in range(len(references))]
+        data = PairData.from_images(gen, pids, references, (conditions * 255).to(torch.uint8))
+        return train_generator(gen, data, out, PRESETS["smoke"], progress=False, stop_after=stop_after)
+
+    return train
+
+
 def fabricate_smpl_arrays(seed: int = 0) -> dict:
     """Arrays with the names, shapes and dtypes of an SMPL v1.1.0 model file (random content).
 

@@ -15,7 +15,7 @@ from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.pose_guider import PoseGuider
 from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE, sd15_generator, sd15_random_generator, tiny_generator
-from posedive_lib.generator.train import PRESETS, diffusion_loss, train_generator
+from posedive_lib.generator.train import PRESETS, diffusion_loss
 
 SIZE = (64, 32)  # (H, W): small enough for fast tests, a multiple of VAE x U-Net downsampling
 
@@ -140,17 +140,12 @@ def test_sampler_computes_pose_features_once_and_they_equal_the_condition_maps(g
     assert not torch.allclose(sampled, pipe(references, torch.rand_like(conditions), 3, 2.0, seed=4))
 
 
-def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path):
+def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path, train_smoke_generator):
     references, conditions = inputs(4)
-
-    def run(out, stop_after=None):
-        gen = tiny_generator(image_size=SIZE, seed=0)
-        data = PairData.from_images(gen, [0, 0, 1, 1], references, (conditions * 255).to(torch.uint8))
-        return train_generator(gen, data, out, PRESETS["smoke"], progress=False, stop_after=stop_after)
-
-    straight = run(tmp_path / "straight")
-    assert run(tmp_path / "resumed", stop_after=2) and (tmp_path / "resumed" / "checkpoint").is_dir()
-    resumed = run(tmp_path / "resumed")
+    straight = train_smoke_generator(tmp_path / "straight", references, conditions)
+    assert train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2)
+    assert (tmp_path / "resumed" / "checkpoint").is_dir()
+    resumed = train_smoke_generator(tmp_path / "resumed", references, conditions)
     a, b = PoseDiveGenerator.from_pretrained(straight), PoseDiveGenerator.from_pretrained(resumed)
     for (name, p), q in zip(a.trainable.state_dict().items(), b.trainable.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-6), name

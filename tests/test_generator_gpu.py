@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from posedive_lib.accelerators import make_accelerator
-from posedive_lib.generator.data import PairData
 from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.sizes import tiny_generator
-from posedive_lib.generator.train import PRESETS, train_generator
+from posedive_lib.generator.train import PRESETS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SIZE = (64, 32)
@@ -22,17 +21,12 @@ def inputs(n, seed=0):
     return torch.rand(n, 3, *SIZE, generator=g) * 2 - 1, torch.rand(n, 7, *SIZE, generator=g)
 
 
-def test_bf16_training_on_gpu_resumes_saves_a_generator_that_loads_on_cpu_and_lets_fp16_runs_follow(tmp_path):
+def test_bf16_training_on_gpu_resumes_saves_a_generator_that_loads_on_cpu_and_lets_fp16_runs_follow(
+        tmp_path, train_smoke_generator):
     references, conditions = inputs(4)
-
-    def run(out, stop_after=None):
-        gen = tiny_generator(image_size=SIZE, seed=0)
-        data = PairData.from_images(gen, [0, 0, 1, 1], references, (conditions * 255).to(torch.uint8))
-        return train_generator(gen, data, out, PRESETS["smoke"], progress=False, stop_after=stop_after)
-
-    straight = run(tmp_path / "straight")
-    run(tmp_path / "resumed", stop_after=2)
-    resumed = run(tmp_path / "resumed")
+    straight = train_smoke_generator(tmp_path / "straight", references, conditions)
+    train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2)
+    resumed = train_smoke_generator(tmp_path / "resumed", references, conditions)
     from accelerate.state import AcceleratorState
 
     assert AcceleratorState().mixed_precision == "bf16"  # "auto" on a GPU
