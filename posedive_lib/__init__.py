@@ -1,2 +1,5 @@
 """Pose-dIVE reproducibility library: body models, rendering, data, generator, augmentation, Re-ID."""
+from .cpu_kernels import pin_cpu_kernels
+
 __version__ = "0.1.0"
+pin_cpu_kernels()  # before torch runs anything: the same floating-point results on every x86-64 machine

@@ -2,7 +2,7 @@
 
 Each notebook has one cell tagged ``parameters``; :func:`run_notebook` injects the run's values and
 writes the executed notebook (figures inline) next to the figures and tables it saves. A stamp of
-the notebook's text, its parameters and the library's source lets a re-run skip finished steps.
+the notebook's text, its parameters, the library's source and the CPU-kernel pin lets a re-run skip finished steps.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .cpu_kernels import AVX2_KERNELS
 from .paths import PROJECT_ROOT, atomic_output
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -36,7 +37,8 @@ def _library_digest() -> str:
 
 def _stamp(name: str, parameters: dict) -> str:
     payload = json.dumps({"notebook": hashlib.sha1(notebook_path(name).read_bytes()).hexdigest(),
-                          "parameters": parameters, "library": _library_digest()}, sort_keys=True, default=str)
+                          "parameters": parameters, "library": _library_digest(),
+                          "cpu_kernels": {name: os.environ.get(name) for name in AVX2_KERNELS}}, sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()
 
 
