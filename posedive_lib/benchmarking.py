@@ -12,7 +12,7 @@ REQUIRED_FIELDS = ("name", "value", "unit", "higher_is_better", "device", "detai
 
 
 def device_description() -> str:
-    """The CPU model and core count, plus the GPU when torch sees one."""
+    """The CPU model, core count and torch's CPU-kernel set (e.g. AVX2), plus the GPU when torch sees one."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -25,6 +25,7 @@ def device_description() -> str:
     try:
         import torch
 
+        text += f", {torch.backends.cpu.get_cpu_capability()} kernels"
         if torch.cuda.is_available():
             text += f"; GPU {torch.cuda.get_device_name(0)}"
     except ImportError:

@@ -1,33 +1,45 @@
 """Pinned CPU kernels, so that a seeded CPU run gives the same bits on every x86-64 machine.
 
-torch picks its CPU kernels by instruction set: ATen's own (``ATEN_CPU_CAPABILITY``), oneDNN's convolutions
-(``DNNL_MAX_CPU_ISA``) and MKL's matrix products (``MKL_CBWR``) each use AVX-512 where the CPU has it and
-AVX2 where it does not, and the two round differently. A tiny Re-ID run of the quick profile ends about
-1 mAP apart on the two kinds of machine, as far apart as the effects the experiments measure. Importing
-:mod:`posedive_lib` pins all three to AVX2, which every x86-64 CPU of the last decade has (the pin changes
-nothing on a machine without AVX-512, and cost this AVX-512 machine about 5% on a Re-ID run). Variables
-already set are left alone; ``POSEDIVE_CPU_KERNELS=native`` keeps the machine's own kernels.
+The numerical libraries pick their CPU kernels by instruction set, AVX-512 where the CPU has it and AVX2
+where it does not, and the two round differently: torch's own kernels (``ATEN_CPU_CAPABILITY``), its oneDNN
+convolutions (``DNNL_MAX_CPU_ISA``) and MKL products (``MKL_CBWR``), numpy's OpenBLAS (``OPENBLAS_CORETYPE``)
+and its universal functions (``NPY_DISABLE_CPU_FEATURES``); warp's ray caster, compiled for the host, gave the
+same condition maps either way. A tiny Re-ID run of the quick profile ends about 1 mAP apart on the two kinds of machine, as
+far apart as the effects the experiments measure. Importing :mod:`posedive_lib` pins them all to AVX2, which
+every x86-64 CPU of the last decade has; it changes nothing on a machine without AVX-512. Variables already
+set are left alone; ``POSEDIVE_CPU_KERNELS=native`` keeps each library's own choice. The variables are read
+when torch runs its first operation and when numpy is imported, so import posedive_lib first (or export them).
 """
 from __future__ import annotations
 
 import os
 import platform
+import sys
+import warnings
 from typing import MutableMapping
 
-AVX2_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+AVX2_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
+                "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 OPT_OUT = "POSEDIVE_CPU_KERNELS"  # "native": do not pin
 
 
-def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ, machine: str | None = None) -> dict:
-    """Set the AVX2 kernel variables that are not set yet (x86-64 only; they must precede torch's first
-    operation); return the ones it set."""
+def pinning(environ: MutableMapping[str, str] = os.environ, machine: str | None = None) -> bool:
+    """Whether the kernels are to be pinned: on x86-64 unless ``POSEDIVE_CPU_KERNELS=native``."""
     choice = environ.get(OPT_OUT, "avx2").lower()
     if choice not in ("avx2", "native"):
         raise ValueError(f"{OPT_OUT}={environ[OPT_OUT]!r} is not understood; use avx2 (the default) or native")
-    if choice == "native" or (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
+    return choice == "avx2" and (machine or platform.machine()).lower() in ("x86_64", "amd64")
+
+
+def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ, machine: str | None = None) -> dict:
+    """Set the AVX2 kernel variables that are not set yet; return the ones it set."""
+    if not pinning(environ, machine):
         return {}
     added = {name: value for name, value in AVX2_KERNELS.items() if name not in environ}
     environ.update(added)
+    if environ is os.environ and "numpy" in sys.modules and {"OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES"} & set(added):
+        warnings.warn("numpy was imported before posedive_lib, so its kernels are the machine's own: import "
+                      "posedive_lib first for results that repeat across machines", RuntimeWarning, stacklevel=3)
     return added
 
 

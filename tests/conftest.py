@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 
+import posedive_lib  # noqa: F401  (first: it pins the CPU kernels before numpy loads, see cpu_kernels.py)
 import numpy as np
 import pytest
 
