@@ -6,7 +6,8 @@ convolutions (``DNNL_MAX_CPU_ISA``) and MKL products (``MKL_CBWR``), numpy's Ope
 and its universal functions (``NPY_DISABLE_CPU_FEATURES``); warp's ray caster, compiled for the host, gave the
 same condition maps either way. A tiny Re-ID run of the quick profile ends about 1 mAP apart on the two kinds of machine, as
 far apart as the effects the experiments measure. Importing :mod:`posedive_lib` pins them all to AVX2, which
-every x86-64 CPU of the last decade has; it changes nothing on a machine without AVX-512. Variables already
+every x86-64 CPU of the last decade has, and fixes their thread count at two (the cores of the machines that
+made the committed results; Re-ID runs use one thread each whatever the machine). Variables already
 set are left alone; ``POSEDIVE_CPU_KERNELS=native`` keeps each library's own choice. The variables are read
 when torch runs its first operation and when numpy is imported, so import posedive_lib first (or export them).
 """
@@ -18,8 +19,13 @@ import sys
 import warnings
 from typing import MutableMapping
 
-AVX2_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
-                "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+PINNED_ENVIRONMENT = {
+    "ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
+    "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    # torch and OpenBLAS split a product or a reduction among their threads, so the thread count changes the
+    # bits too (the generator's samples differ with 1, 2, 3 and 4 threads): two, the reference machines' cores
+    "OMP_NUM_THREADS": "2",
+}
 OPT_OUT = "POSEDIVE_CPU_KERNELS"  # "native": do not pin
 
 
@@ -35,7 +41,7 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] = os.environ, machine: str
     """Set the AVX2 kernel variables that are not set yet; return the ones it set."""
     if not pinning(environ, machine):
         return {}
-    added = {name: value for name, value in AVX2_KERNELS.items() if name not in environ}
+    added = {name: value for name, value in PINNED_ENVIRONMENT.items() if name not in environ}
     environ.update(added)
     if environ is os.environ and "numpy" in sys.modules and {"OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES"} & set(added):
         warnings.warn("numpy was imported before posedive_lib, so its kernels are the machine's own: import "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cpu_kernels import AVX2_KERNELS
+from .cpu_kernels import PINNED_ENVIRONMENT
 from .paths import PROJECT_ROOT, atomic_output
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -38,7 +38,7 @@ def _library_digest() -> str:
 def _stamp(name: str, parameters: dict) -> str:
     payload = json.dumps({"notebook": hashlib.sha1(notebook_path(name).read_bytes()).hexdigest(),
                           "parameters": parameters, "library": _library_digest(),
-                          "cpu_kernels": {name: os.environ.get(name) for name in AVX2_KERNELS}}, sort_keys=True, default=str)
+                          "cpu_kernels": {name: os.environ.get(name) for name in PINNED_ENVIRONMENT}}, sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()
 
 

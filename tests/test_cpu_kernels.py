@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posedive_lib.cpu_kernels import AVX2_KERNELS, OPT_OUT, pin_cpu_kernels
+from posedive_lib.cpu_kernels import PINNED_ENVIRONMENT, OPT_OUT, pin_cpu_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_FLAGS = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+threads = torch.get_num_threads()
 torch.set_num_threads(1)
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
@@ -43,7 +44,7 @@ rng = np.random.default_rng(0)
 a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 50))
 arrays = [p.detach().numpy() for p in net.parameters()] + [a @ b, np.log1p(np.abs(a)).astype(np.float32)]
 digest = hashlib.sha1(b"".join(x.tobytes() for x in arrays)).hexdigest()
-print(torch.backends.cpu.get_cpu_capability(), digest)
+print(torch.backends.cpu.get_cpu_capability(), threads, digest)
 """
 # The digest with AVX2 kernels, measured with the pin on an AVX-512 machine (whose own kernels give
 # edc7fe94...). The pin's claim rests on a whole quick-profile Re-ID run: trained with it there, it matched
@@ -51,17 +52,17 @@ print(torch.backends.cpu.get_cpu_capability(), digest)
 AVX2_DIGEST = "4190481cf3a0e47694eec6c04793be158c498faf"
 
 
-def _seeded_steps(**env) -> tuple[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k not in AVX2_KERNELS and k != OPT_OUT}
+def _seeded_steps(**env) -> tuple[str, int, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in PINNED_ENVIRONMENT and k != OPT_OUT}
     result = subprocess.run([sys.executable, "-c", SEEDED_STEPS], env={**environ, **env}, cwd=ROOT,
                             capture_output=True, text=True, check=True)
-    capability, digest = result.stdout.split()
-    return capability, digest
+    capability, threads, digest = result.stdout.split()
+    return capability, int(threads), digest
 
 
 def test_pin_sets_only_missing_variables_on_x86():
     environ = {"MKL_CBWR": "COMPATIBLE"}
-    assert pin_cpu_kernels(environ, machine="x86_64") == {k: v for k, v in AVX2_KERNELS.items() if k != "MKL_CBWR"}
+    assert pin_cpu_kernels(environ, machine="x86_64") == {k: v for k, v in PINNED_ENVIRONMENT.items() if k != "MKL_CBWR"}
     assert environ["MKL_CBWR"] == "COMPATIBLE"
     assert pin_cpu_kernels({}, machine="arm64") == {}
     native = {OPT_OUT: "native"}
@@ -74,13 +75,13 @@ def test_pin_rejects_an_unknown_choice():
 
 
 @pytest.mark.skipif(not X86_WITH_AVX2, reason="the pin applies to x86-64 CPUs with AVX2")
-def test_pinned_kernels_give_the_same_bits_on_every_machine():
-    capability, digest = _seeded_steps()
-    assert capability == "AVX2"
+def test_pinned_kernels_and_threads_give_the_same_bits_on_every_machine():
+    capability, threads, digest = _seeded_steps()
+    assert capability == "AVX2" and threads == min(2, os.cpu_count())
     assert digest == AVX2_DIGEST, "torch's AVX2 kernels rounded differently from the machines measured"
 
 
 @pytest.mark.skipif(" avx512f" not in CPU_FLAGS, reason="needs a CPU with AVX-512 to differ from AVX2")
 def test_native_kernels_differ_on_an_avx512_machine():
-    capability, digest = _seeded_steps(**{OPT_OUT: "native"})
+    capability, _, digest = _seeded_steps(**{OPT_OUT: "native"})
     assert capability.startswith("AVX512") and digest != AVX2_DIGEST
