@@ -1,4 +1,4 @@
-"""What pinning torch's CPU kernels to AVX2 costs (``posedive_lib.cpu_kernels``), against the machine's own.
+"""Cost of pinning the CPU kernels (torch's and numpy's) to AVX2, against the machine's own.
 
 Two workloads of the quick profile, each in a fresh process (the kernel choice is fixed at torch's first
 operation), pinned and native alternated in one run, median of ``--repeats``: tiny Re-ID training
@@ -63,9 +63,10 @@ print(json.dumps({"kernels": torch.backends.cpu.get_cpu_capability(), "reid_s_pe
 
 
 def measure(native: bool, iterations: int) -> dict:
-    env = dict(os.environ, POSEDIVE_CPU_KERNELS="native" if native else "avx2")
-    for name in ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "MKL_CBWR"):
-        env.pop(name, None)
+    from posedive_lib.cpu_kernels import OPT_OUT, PINNED_ENVIRONMENT
+
+    env = {name: value for name, value in os.environ.items() if name not in PINNED_ENVIRONMENT}
+    env[OPT_OUT] = "native" if native else "avx2"
     out = subprocess.run([sys.executable, "-c", WORKLOAD, str(iterations)], env=env, capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
