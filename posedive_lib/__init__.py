@@ -2,4 +2,4 @@
 from .cpu_kernels import pin_cpu_kernels
 
 __version__ = "0.1.0"
-pin_cpu_kernels()  # before torch runs anything: the same floating-point results on every x86-64 machine
+pin_cpu_kernels()  # before numpy loads and torch runs anything (see cpu_kernels.py)

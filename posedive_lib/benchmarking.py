@@ -25,7 +25,9 @@ def device_description() -> str:
     try:
         import torch
 
-        text += f", {torch.backends.cpu.get_cpu_capability()} kernels"
+        from .cpu_kernels import cpu_kernels
+
+        text += f", {cpu_kernels()} kernels"
         if torch.cuda.is_available():
             text += f"; GPU {torch.cuda.get_device_name(0)}"
     except ImportError:

@@ -1,4 +1,6 @@
-"""Pinned CPU kernels, so that a seeded CPU run gives the same bits on every x86-64 machine.
+"""Pinned CPU kernels, so that a seeded CPU run gives the same bits on every x86-64 machine (so far: the world,
+oracle renders, keypoint filter and Re-ID runs do; the generator's samples still differ in the last bits
+between an AVX2 and an AVX-512 machine, see ``results/kernel-pin-check``).
 
 The numerical libraries pick their CPU kernels by instruction set, AVX-512 where the CPU has it and AVX2
 where it does not, and the two round differently: torch's own kernels (``ATEN_CPU_CAPABILITY``), its oneDNN
