@@ -196,6 +196,23 @@ def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretra
     return path
 
 
+def readme_tables(check: bool = False, readme: Path | None = None) -> int:
+    """Render the README's result tables from the committed run folders; with ``check``, only report stale ones."""
+    from .analysis.readme_tables import update_readme
+
+    readme = readme or PROJECT_ROOT / "README.md"
+    stale = update_readme(readme, check=check)
+    if not stale:
+        print(f"{readme.name}: every result table matches the committed runs")
+        return 0
+    if check:
+        print(f"{readme.name}: tables {stale} differ from the committed runs; run "
+              "`python -m posedive_lib.cli readme-tables` and commit the README")
+        return 1
+    print(f"{readme.name}: rewrote tables {stale}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posedive", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     controls_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     controls_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     controls_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
+    tables_p = sub.add_parser("readme-tables", help="render the README's result tables from the committed runs")
+    tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds))
@@ -257,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out, args.export_stage1)
     elif args.command == "split-controls":
         split_controls(args.profile, args.seeds, args.out)
+    elif args.command == "readme-tables":
+        return readme_tables(args.check)
     return 0
 
 

@@ -1,0 +1,261 @@
+"""The README's result tables, rendered from the committed run folders so that the README cannot drift from them.
+
+Each table sits in README.md between ``<!-- table: NAME -->`` and ``<!-- /table -->``. ``python -m
+posedive_lib.cli readme-tables`` rewrites every block from the CSV files under ``results/``; ``--check`` only
+reports the blocks that differ (the test suite runs it). Every number is recomputed from the per-seed runs
+files (mean +- std over seeds, paired change against the baseline, seeds where the change is positive).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..reid.experiment import oracle_gain_share, paired_summary
+
+BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+QUALITY_SETS = {
+    "generated_both": "generated, external poses + uniform cameras (`both`)",
+    "generated_pose": "generated, external poses only (`pose`)",
+    "generated_viewpoint": "generated, uniform cameras only (`viewpoint`)",
+    "generated_in_domain": "generated, train poses and cameras (`in_domain`)",
+    "oracle_both": "oracle renders in the `both` conditions",
+}
+MAIN_SETTINGS = {
+    "baseline": "baseline: biased train split",
+    "posedive": "+ Pose-dIVE augmentation (external poses, uniform cameras), tiny generator",
+    "quantity": "+ as many generated images in the train poses and viewpoints (\"quantity\")",
+    "oracle": "+ oracle renders in the Pose-dIVE conditions (a perfect generator)",
+}
+ABLATIONS = {
+    "pose": "pose only (Table 2)",
+    "viewpoint": "viewpoint only (Table 2)",
+    "both": "pose and viewpoint (Table 2, = main)",
+    "in_domain": "in-domain poses and viewpoints (Tables 3 and 8b)",
+    "both_per_id_2": "2 instead of 4 per identity (supp. Fig. 2)",
+    "both_tau_0.3": "keypoint filter, tau = 0.3 (supp. Fig. 4)",
+    "both_tau_0.6": "keypoint filter, tau = 0.6 (supp. Fig. 4)",
+    "both_id_0.5": "identity filter, cosine to the reference >= 0.5 (not in the paper)",
+}
+SPLITS = {"cam": "Cam (train on front and back views, test on side views)",
+          "pose": "Pose (train and test on disjoint clusters of 2D poses)"}
+CONTROL_SETTINGS = ["posedive", "posedive_2_per_id", "posedive_1_per_id", "in_domain", "oracle"]
+# (claim, runs file, setting, compared with); the paper's claims checked seed by seed on mAP
+CLAIMS = [
+    ("augmentation helps on the shifted test (Table 1)", "reid_main_runs.csv", "posedive", "baseline"),
+    ("it helps on MSMT17-S Cam (Table 5)", "msmt17s_cam_runs.csv", "posedive", "baseline"),
+    ("it helps on MSMT17-S Pose (Table 5)", "msmt17s_pose_runs.csv", "posedive", "baseline"),
+    ("pose augmentation helps (Table 2)", "ablation_runs.csv", "pose", "baseline"),
+    ("viewpoint augmentation helps (Table 2)", "ablation_runs.csv", "viewpoint", "baseline"),
+    ("both help more than pose alone (Table 2)", "ablation_runs.csv", "both", "pose"),
+    ("both help more than viewpoint alone (Table 2)", "ablation_runs.csv", "both", "viewpoint"),
+    ("diversity beats quantity (Table 3), external poses beat in-domain ones (Table 8b)", "ablation_runs.csv",
+     "both", "in_domain"),
+    ("keypoint filtering helps, tau = 0.3 (supp. Fig. 4)", "ablation_runs.csv", "both_tau_0.3", "both"),
+    ("keypoint filtering helps, tau = 0.6 (supp. Fig. 4)", "ablation_runs.csv", "both_tau_0.6", "both"),
+    ("the problem is real: images of unseen poses and views help (oracle)", "reid_main_runs.csv", "oracle",
+     "baseline"),
+    ("... and on the Cam split (oracle)", "msmt17s_cam_runs.csv", "oracle", "baseline"),
+]
+CLAIM_RUNS = {"results/quick": "3 seeds (`results/quick/`)",
+              "results/quick-machine2": "3 seeds, second machine, unpinned AVX-512 kernels (`results/quick-machine2/`)",
+              "results/quick-6seeds": "6 seeds (`results/quick-6seeds/`)"}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rerun the command that writes it (see the README)")
+    return pd.read_csv(path)
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.1f} +- {std:.1f}"
+
+
+def _diff(row: pd.Series) -> str:
+    """``+1.3 +- 2.2``: the paired mean change and its std over seeds."""
+    return f"{row['paired_diff_mean']:+.1f} +- {row['paired_diff_std']:.1f}"
+
+
+def _seeds(row: pd.Series) -> str:
+    """``2/3``: the seeds where the paired change is positive, of all seeds."""
+    return f"{int(row['better_on_seeds'])}/{int(row['seeds'])}"
+
+
+def _change(row: pd.Series) -> str:
+    return f"{_diff(row)} ({_seeds(row)})"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+    return paired_summary(runs, baseline)
+
+
+def augmentation_quality(run: Path) -> str:
+    """Per generated (and oracle) set: keypoints found, keypoint error, identity cosine, share kept at tau 0.6."""
+    quality = _read(run / "quality_statistics.csv").set_index("set")
+    filters = _read(run / "filter_statistics.csv")
+    kept = filters[filters["tau"].round(2) == 0.6].set_index("set")["keep"]
+    rows = [[label, f"{quality.at[key, 'keypoints_found']:.0%}", f"{quality.at[key, 'kp_error_median']:.3f}",
+             f"{quality.at[key, 'id_cosine_median']:.2f}", f"{kept[key]:.1%}"]
+            for key, label in QUALITY_SETS.items() if key in quality.index]
+    images = int(quality["images"].iloc[0])
+    return _markdown([f"Set ({images:,} images)", "keypoints found", "keypoint error vs target (median, image heights)",
+                      "Re-ID cosine to the reference (median)", "kept at tau = 0.6"], rows)
+
+
+def reid_main(run: Path) -> str:
+    """Baseline, + Pose-dIVE, + quantity, + oracle: mAP, R1 and the paired change."""
+    runs = _read(run / "reid_main_runs.csv")
+    summary, r1 = _summary(runs), runs.groupby("setting")["R1"].mean()
+    images = runs[runs["setting"] == "baseline"]["train_images"].iloc[0]
+    rows = []
+    for key, label in MAIN_SETTINGS.items():
+        row = summary.loc[key]
+        label = f"{label} ({images:,} images)" if key == "baseline" else label
+        change = ["", ""] if key == "baseline" else [_diff(row), _seeds(row)]
+        rows.append([label, _pm(row["mean"], row["std"]), f"{r1[key]:.1f}", *change])
+    return _markdown(["Training data", "mAP", "R1", "paired mAP change", "better on seeds"], rows)
+
+
+def msmt17s(run: Path) -> str:
+    """The Cam and Pose splits: baseline, + Pose-dIVE and + oracle, with paired changes."""
+    rows = []
+    for split, label in SPLITS.items():
+        summary = _summary(_read(run / f"msmt17s_{split}_runs.csv"))
+        cells = [f"{_pm(summary.at[s, 'mean'], summary.at[s, 'std'])} ({_diff(summary.loc[s])}, {_seeds(summary.loc[s])})"
+                 for s in ("posedive", "oracle")]
+        rows.append([label, _pm(summary.at["baseline", "mean"], summary.at["baseline", "std"]), *cells])
+    return _markdown(["Split", "baseline mAP", "+ Pose-dIVE", "+ oracle"], rows)
+
+
+def ablations(run: Path) -> str:
+    """Every ablation setting: extra images, mAP and the paired change against the baseline."""
+    runs = _read(run / "ablation_runs.csv")
+    summary, extra = _summary(runs), runs.groupby("setting")["extra_images"].first()
+    rows = [[label, f"{extra[key]:,}", _pm(summary.at[key, "mean"], summary.at[key, "std"]), _diff(summary.loc[key]),
+             _seeds(summary.loc[key])] for key, label in ABLATIONS.items() if key in summary.index]
+    return _markdown(["Setting (paper reference)", "extra images", "mAP", "paired change", "better on"], rows)
+
+
+def _claim_cell(run: Path, file: str, setting: str, compared: str) -> str:
+    path = run / file
+    if not path.is_file():
+        return "n/a"
+    runs = pd.read_csv(path)
+    if not {setting, compared} <= set(runs["setting"]):
+        return "n/a"
+    return _change(paired_summary(runs[runs["setting"].isin([setting, compared])], compared).loc[setting])
+
+
+def claims(root: Path) -> str:
+    """The paper's claims, checked seed by seed in each committed run (paired mAP change, seeds where it holds)."""
+    runs = {label: root / folder for folder, label in CLAIM_RUNS.items()}
+    rows = [[claim, f"{setting} - {compared}", *(_claim_cell(run, file, setting, compared) for run in runs.values())]
+            for claim, file, setting, compared in CLAIMS]
+    identity = {label: run / "scratch_identity.csv" for label, run in runs.items()}
+    rank1 = []
+    for path in identity.values():
+        if path.is_file():
+            frame = pd.read_csv(path).set_index("start")["rank1_generated"]
+            rank1.append(f"rank-1 {frame['pretrained']:.1%} vs {frame['scratch']:.1%}")
+        else:
+            rank1.append("(the same generators)")
+    rows.append(["a pretrained generator beats one trained from scratch (Table 8a)", "pretrained - scratch", *rank1])
+    return _markdown(["Paper's claim", "compared", *runs], rows)
+
+
+def six_seeds(root: Path) -> str:
+    """The main and ablation settings over the quick run's 3 seeds and the 6-seed run, paired against the baseline."""
+    runs = {n: root / f for n, f in (("3 seeds", "results/quick"), ("6 seeds", "results/quick-6seeds"))}
+    main = {n: _read(r / "reid_main_runs.csv") for n, r in runs.items()}
+    ablation = {n: _summary(_read(r / "ablation_runs.csv")) for n, r in runs.items()}
+    main_summary = {n: _summary(m) for n, m in main.items()}
+    rows = [[label, *(_change(main_summary[n].loc[key]) for n in runs)]
+            for key, label in (("posedive", "+ Pose-dIVE (external poses, uniform cameras)"),
+                               ("quantity", "+ as many in-domain generated images (\"quantity\")"),
+                               ("oracle", "+ oracle renders"))]
+    shares = {n: oracle_gain_share(m, "baseline", "posedive", "oracle") for n, m in main.items()}
+    rows.append(["share of the oracle's gain captured", *(f"{s['mean']:.2f} +- {s['std']:.2f}" for s in shares.values())])
+    for key in ("pose", "viewpoint", "both_per_id_2", "both_tau_0.3", "both_tau_0.6", "both_id_0.5"):
+        rows.append([ABLATIONS[key], *(_change(ablation[n].loc[key]) for n in runs)])
+    base = [f"{_pm(s.at['baseline', 'mean'], s.at['baseline', 'std'])} over {int(s.at['baseline', 'seeds'])}"
+            for s in main_summary.values()]
+    return _markdown([f"Setting (paired change against the baseline: {', '.join(base)} seeds)", *runs], rows)
+
+
+def split_controls(root: Path) -> str:
+    """The MSMT17-S splits with their control settings (``cli split-controls``), paired against each baseline."""
+    summary = _read(root / "results/experiments/msmt17s_controls_summary.csv")
+    header = ["Split", "Pose-dIVE, 4 per id", "2 per id", "1 per id", "in-domain, 4 per id",
+              "oracle, 4 per id"]
+    runs = _read(root / "results/experiments/msmt17s_controls_runs.csv")
+    rows = []
+    for split in ("cam", "pose"):
+        table = summary[summary["split"] == split].set_index("setting")
+        base = runs[(runs["experiment"] == f"msmt17s_{split}") & (runs["setting"] == "baseline")]
+        label = f"{split.capitalize()} ({int(base['train_images'].iloc[0])} train images)"
+        rows.append([label, *(_change(table.loc[s]) for s in CONTROL_SETTINGS)])
+    return _markdown(header, rows)
+
+
+def split_controls_quality(root: Path) -> str:
+    """Identity quality of each generated set of the split controls (median Re-ID cosine to the reference)."""
+    quality = _read(root / "results/experiments/msmt17s_controls_quality.csv").set_index("set")
+    labels = {"main": "the world's train split (seen in stage 2; the main study)",
+              "cam": "Cam split train side (identities new to the generator)",
+              "pose": "Pose split train side (new to the generator)"}
+    rows = [[label, f"{quality.at[f'{k}_posedive', 'id_cosine_median']:.2f} "
+                    f"({quality.at[f'{k}_oracle', 'id_cosine_median']:.2f})",
+             f"{quality.at[f'{k}_in_domain', 'id_cosine_median']:.2f}",
+             f"{quality.at[f'{k}_posedive', 'keypoints_found']:.0%} ({quality.at[f'{k}_oracle', 'keypoints_found']:.0%})"]
+            for k, label in labels.items()]
+    return _markdown(["References of the generated set", "Pose-dIVE: cosine to the reference (oracle's)", "in-domain",
+                      "keypoints found, Pose-dIVE (oracle)"], rows)
+
+
+RENDERERS: dict[str, Callable[[Path], str]] = {
+    "augmentation_quality": lambda root: augmentation_quality(root / "results/quick"),
+    "reid_main": lambda root: reid_main(root / "results/quick"),
+    "msmt17s": lambda root: msmt17s(root / "results/quick"),
+    "ablations": lambda root: ablations(root / "results/quick"),
+    "claims": claims,
+    "six_seeds": six_seeds,
+    "split_controls": split_controls,
+    "split_controls_quality": split_controls_quality,
+}
+
+
+def render_readme(text: str, root: str | os.PathLike) -> str:
+    """``text`` with every table block replaced by its rendering from the run folders under ``root``."""
+    root = Path(root)
+    unknown = sorted({m["name"] for m in BLOCK.finditer(text)} - set(RENDERERS))
+    if unknown:
+        raise ValueError(f"README table blocks {unknown} have no renderer; use one of {sorted(RENDERERS)}")
+    return BLOCK.sub(lambda m: m.group(1) + RENDERERS[m["name"]](root) + m.group(4), text)
+
+
+def stale_blocks(text: str, root: str | os.PathLike) -> list[str]:
+    """Names of the table blocks of ``text`` that differ from their rendering."""
+    fresh = {m["name"]: m["body"] for m in BLOCK.finditer(render_readme(text, root))}
+    return [m["name"] for m in BLOCK.finditer(text) if fresh[m["name"]] != m["body"]]
+
+
+def update_readme(readme: str | os.PathLike, root: str | os.PathLike | None = None, check: bool = False) -> list[str]:
+    """Rewrite the table blocks of ``readme`` (or, with ``check``, only list the stale ones); returns the stale names."""
+    readme = Path(readme)
+    text = readme.read_text()
+    stale = stale_blocks(text, root or readme.parent)
+    if stale and not check:
+        readme.write_text(render_readme(text, root or readme.parent))
+    return stale

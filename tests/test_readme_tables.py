@@ -1,0 +1,51 @@
+"""The README's result tables are rendered from the committed runs and must match them."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from posedive_lib.analysis.readme_tables import RENDERERS, reid_main, render_readme, stale_blocks, update_readme
+from posedive_lib.paths import PROJECT_ROOT
+
+
+def test_readme_tables_match_the_committed_runs():
+    text = (PROJECT_ROOT / "README.md").read_text()
+    assert "<!-- table: reid_main -->" in text
+    assert stale_blocks(text, PROJECT_ROOT) == [], "run `python -m posedive_lib.cli readme-tables` and commit README.md"
+
+
+def _write_main_runs(run: Path, maps: dict[str, list[float]]) -> None:
+    rows = [{"setting": setting, "seed": seed, "mAP": value, "R1": value + 10, "train_images": 100}
+            for setting, values in maps.items() for seed, value in enumerate(values)]
+    run.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(run / "reid_main_runs.csv", index=False)
+
+
+def test_reid_main_pairs_seeds(tmp_path):
+    _write_main_runs(tmp_path, {"baseline": [40, 50, 60], "posedive": [42, 49, 63], "quantity": [40, 50, 60],
+                                "oracle": [50, 60, 70]})
+    table = reid_main(tmp_path)
+    posedive = next(line for line in table.splitlines() if "Pose-dIVE" in line)
+    # paired changes +2, -1, +3: mean +1.3, std 2.1, better on 2 of 3 seeds
+    assert "| 51.3 +- 10.7 | 61.3 | +1.3 +- 2.1 | 2/3 |" in posedive
+    assert "baseline: biased train split (100 images) | 50.0 +- 10.0" in table
+
+
+def test_update_rewrites_stale_blocks_and_check_leaves_them(tmp_path):
+    _write_main_runs(tmp_path / "results/quick", {"baseline": [40, 50, 60], "posedive": [41, 51, 61],
+                                                  "quantity": [40, 50, 60], "oracle": [50, 60, 70]})
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table: reid_main -->\n| old |\n<!-- /table -->\nend\n")
+    assert update_readme(readme, check=True) == ["reid_main"]
+    assert "| old |" in readme.read_text()
+    assert update_readme(readme) == ["reid_main"]
+    text = readme.read_text()
+    assert "| old |" not in text and "+1.0 +- 0.0 | 3/3" in text and text.endswith("<!-- /table -->\nend\n")
+    assert update_readme(readme, check=True) == []
+
+
+def test_unknown_block_and_missing_runs_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no renderer"):
+        render_readme("<!-- table: nonsense -->\n<!-- /table -->", tmp_path)
+    with pytest.raises(FileNotFoundError, match="reid_main_runs.csv is missing"):
+        RENDERERS["reid_main"](tmp_path)
