@@ -1,10 +1,12 @@
 """The README's result tables are rendered from the committed runs and must match them."""
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from posedive_lib.analysis.readme_tables import RENDERERS, reid_main, render_readme, stale_blocks, update_readme
+from posedive_lib.analysis.readme_tables import (RENDERERS, notebook_minutes, reid_main, render_readme, stale_blocks,
+                                                 update_readme)
 from posedive_lib.paths import PROJECT_ROOT
 
 
@@ -49,3 +51,12 @@ def test_unknown_block_and_missing_runs_are_clear_errors(tmp_path):
         render_readme("<!-- table: nonsense -->\n<!-- /table -->", tmp_path)
     with pytest.raises(FileNotFoundError, match="reid_main_runs.csv is missing"):
         RENDERERS["reid_main"](tmp_path)
+
+
+def test_notebook_minutes_reads_papermill_durations(tmp_path):
+    for name, seconds in (("01_a.ipynb", 120.0), ("02_b.ipynb", 30.0)):
+        (tmp_path / name).write_text(json.dumps({"metadata": {"papermill": {"duration": seconds}}, "cells": []}))
+    table = notebook_minutes(tmp_path)
+    assert "| `01_a.ipynb` | 2.0 |" in table and "| all notebooks | 2.5 |" in table
+    with pytest.raises(FileNotFoundError, match="no executed notebooks"):
+        notebook_minutes(tmp_path / "empty")

@@ -224,11 +224,24 @@ def split_controls_quality(root: Path) -> str:
                       "keypoints found, Pose-dIVE (oracle)"], rows)
 
 
+def notebook_minutes(run: Path) -> str:
+    """How long each executed notebook of a run took (papermill's record in the notebook's metadata)."""
+    rows, total = [], 0.0
+    for path in sorted(run.glob("[0-9][0-9]_*.ipynb")):
+        minutes = json.loads(path.read_text())["metadata"].get("papermill", {}).get("duration", 0.0) / 60
+        total += minutes
+        rows.append([f"`{path.name}`", f"{minutes:.1f}"])
+    if not rows:
+        raise FileNotFoundError(f"no executed notebooks in {run}; run `make quick`")
+    return _markdown(["Notebook", "minutes"], rows + [["all notebooks", f"{total:.1f}"]])
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "augmentation_quality": lambda root: augmentation_quality(root / "results/quick"),
     "reid_main": lambda root: reid_main(root / "results/quick"),
     "msmt17s": lambda root: msmt17s(root / "results/quick"),
     "ablations": lambda root: ablations(root / "results/quick"),
+    "notebook_minutes": lambda root: notebook_minutes(root / "results/quick"),
     "claims": claims,
     "six_seeds": six_seeds,
     "split_controls": split_controls,
