@@ -1,6 +1,10 @@
-"""Pinned CPU kernels, so that a seeded CPU run gives the same bits on every x86-64 machine (so far: the world,
-oracle renders, keypoint filter and Re-ID runs do; the generator's samples still differ in the last bits
-between an AVX2 and an AVX-512 machine, see ``results/kernel-pin-check``).
+"""Pinned CPU kernels, so that a seeded CPU run gives the same bits on the x86-64 machines of one CPU vendor.
+
+Measured so far (``results/kernel-pin-check``): two AMD EPYC machines, one AVX2-only and one with AVX-512, give
+the same world, oracle renders, keypoint filter and Re-ID runs on them, while the generator's samples still
+differ in the last bits; an Intel Xeon with AVX-512 rounds differently from both, the world included, and none
+of 24 settings of ``MKL_CBWR``, ``DNNL_MAX_CPU_ISA`` and ``ATEN_CPU_CAPABILITY`` gave the AMD bits there (MKL
+and oneDNN have vendor-specific paths that these variables do not reach).
 
 The numerical libraries pick their CPU kernels by instruction set, AVX-512 where the CPU has it and AVX2
 where it does not, and the two round differently: torch's own kernels (``ATEN_CPU_CAPABILITY``), its oneDNN
