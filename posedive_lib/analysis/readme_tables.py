@@ -62,8 +62,9 @@ CLAIMS = [
      "baseline"),
     ("... and on the Cam split (oracle)", "msmt17s_cam_runs.csv", "oracle", "baseline"),
 ]
-CLAIM_RUNS = {"results/quick": "3 seeds (`results/quick/`)",
-              "results/quick-machine2": "3 seeds, second machine, unpinned AVX-512 kernels (`results/quick-machine2/`)",
+CLAIM_RUNS = {"results/quick": "3 seeds, Intel Xeon, pinned (`results/quick/`)",
+              "results/quick-amd-avx2": "3 seeds, AMD EPYC, AVX2 only, earlier commit (`results/quick-amd-avx2/`)",
+              "results/quick-machine2": "3 seeds, AMD EPYC, unpinned AVX-512 (`results/quick-machine2/`)",
               "results/quick-6seeds": "6 seeds (`results/quick-6seeds/`)"}
 
 
