@@ -40,7 +40,7 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
         from .cpu_kernels import OPT_OUT, cpu_kernels, pinning
         from .notebooks import run_chain
 
-        how = f"pinned for results that repeat across machines; {OPT_OUT}=native unpins" if pinning() else "not pinned"
+        how = f"pinned for results that repeat across machines of one CPU vendor; {OPT_OUT}=native unpins" if pinning() else "not pinned"
         print(f"torch CPU kernels: {cpu_kernels()} ({how})")
 
         summary = run_chain(profile, run_name=out_dir.name, seeds=tuple(seeds), results_root=out_dir.parent)

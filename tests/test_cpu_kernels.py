@@ -1,4 +1,4 @@
-"""The CPU-kernel pin: which variables it sets, and that a seeded computation gives the same bits everywhere."""
+"""The CPU-kernel pin: which variables it sets, and that a seeded computation repeats its bits per CPU vendor."""
 import os
 import platform
 import subprocess
