@@ -16,6 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from ..reid.experiment import oracle_gain_share, paired_summary
+from .paper_tables import CLAIM_CHECKS
 
 BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
@@ -45,23 +46,6 @@ ABLATIONS = {
 SPLITS = {"cam": "Cam (train on front and back views, test on side views)",
           "pose": "Pose (train and test on disjoint clusters of 2D poses)"}
 CONTROL_SETTINGS = ["posedive", "posedive_2_per_id", "posedive_1_per_id", "in_domain", "oracle"]
-# (claim, runs file, setting, compared with); the paper's claims checked seed by seed on mAP
-CLAIMS = [
-    ("augmentation helps on the shifted test (Table 1)", "reid_main_runs.csv", "posedive", "baseline"),
-    ("it helps on MSMT17-S Cam (Table 5)", "msmt17s_cam_runs.csv", "posedive", "baseline"),
-    ("it helps on MSMT17-S Pose (Table 5)", "msmt17s_pose_runs.csv", "posedive", "baseline"),
-    ("pose augmentation helps (Table 2)", "ablation_runs.csv", "pose", "baseline"),
-    ("viewpoint augmentation helps (Table 2)", "ablation_runs.csv", "viewpoint", "baseline"),
-    ("both help more than pose alone (Table 2)", "ablation_runs.csv", "both", "pose"),
-    ("both help more than viewpoint alone (Table 2)", "ablation_runs.csv", "both", "viewpoint"),
-    ("diversity beats quantity (Table 3), external poses beat in-domain ones (Table 8b)", "ablation_runs.csv",
-     "both", "in_domain"),
-    ("keypoint filtering helps, tau = 0.3 (supp. Fig. 4)", "ablation_runs.csv", "both_tau_0.3", "both"),
-    ("keypoint filtering helps, tau = 0.6 (supp. Fig. 4)", "ablation_runs.csv", "both_tau_0.6", "both"),
-    ("the problem is real: images of unseen poses and views help (oracle)", "reid_main_runs.csv", "oracle",
-     "baseline"),
-    ("... and on the Cam split (oracle)", "msmt17s_cam_runs.csv", "oracle", "baseline"),
-]
 CLAIM_RUNS = {"results/quick": "3 seeds, Intel Xeon, pinned (`results/quick/`)",
               "results/quick-amd-avx2": "3 seeds, AMD EPYC, AVX2 only, earlier commit (`results/quick-amd-avx2/`)",
               "results/quick-machine2": "3 seeds, AMD EPYC, unpinned AVX-512 (`results/quick-machine2/`)",
@@ -163,7 +147,7 @@ def claims(root: Path) -> str:
     """The paper's claims, checked seed by seed in each committed run (paired mAP change, seeds where it holds)."""
     runs = {label: root / folder for folder, label in CLAIM_RUNS.items()}
     rows = [[claim, f"{setting} - {compared}", *(_claim_cell(run, file, setting, compared) for run in runs.values())]
-            for claim, file, setting, compared in CLAIMS]
+            for claim, file, setting, compared in CLAIM_CHECKS]
     identity = {label: run / "scratch_identity.csv" for label, run in runs.items()}
     rank1 = []
     for path in identity.values():
