@@ -3,8 +3,8 @@
 Measured so far (``results/kernel-pin-check``): two AMD EPYC machines, one AVX2-only and one with AVX-512, give
 the same world, oracle renders, keypoint filter and Re-ID runs on them, while the generator's samples still
 differ in the last bits; an Intel Xeon with AVX-512 rounds differently from both, the world included, and none
-of 24 settings of ``MKL_CBWR``, ``DNNL_MAX_CPU_ISA`` and ``ATEN_CPU_CAPABILITY`` gave the AMD bits there (MKL
-and oneDNN have vendor-specific paths that these variables do not reach).
+of 24 settings of ``MKL_CBWR``, ``DNNL_MAX_CPU_ISA`` and ``ATEN_CPU_CAPABILITY`` gave the AMD bits there
+(most likely MKL's vendor-specific paths, perhaps oneDNN's too, which these variables do not reach).
 
 The numerical libraries pick their CPU kernels by instruction set, AVX-512 where the CPU has it and AVX2
 where it does not, and the two round differently: torch's own kernels (``ATEN_CPU_CAPABILITY``), its oneDNN
