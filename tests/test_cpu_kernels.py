@@ -46,8 +46,8 @@ arrays = [p.detach().numpy() for p in net.parameters()] + [a @ b, np.log1p(np.ab
 digest = hashlib.sha1(b"".join(x.tobytes() for x in arrays)).hexdigest()
 print(torch.backends.cpu.get_cpu_capability(), threads, digest)
 """
-# The digest with AVX2 kernels, by CPU vendor: the pin does not reach a vendor-specific path (MKL's, or
-# oneDNN's choice of blocking), so an Intel CPU rounds differently from an AMD one. AMD: measured with the pin
+# The digest with AVX2 kernels, by CPU vendor: an Intel CPU rounds differently from an AMD one, most likely in
+# a vendor-specific MKL path (perhaps oneDNN's too) that the pin does not reach. AMD: measured with the pin
 # on an AVX-512 EPYC (whose own kernels give edc7fe94...); a whole quick-profile Re-ID run trained with it
 # there matched the same run on an AVX2-only EPYC to the last digit, and unpinned it did not. Intel: measured
 # on one AVX-512 Xeon (its own kernels give a1c543a5...); no second Intel machine has checked it yet.
