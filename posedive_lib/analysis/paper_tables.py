@@ -103,20 +103,29 @@ CLAIM_CHECKS = [
 ]
 
 
+def claim_change(path: str | os.PathLike, better: str, worse: str) -> pd.Series | None:
+    """The seed-by-seed mAP change ``better - worse`` in a runs file (a row of
+    :func:`~posedive_lib.reid.experiment.paired_summary`), or None when the file or a setting is missing."""
+    from ..reid.experiment import paired_summary
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    runs = pd.read_csv(path)
+    if not {better, worse} <= set(runs["setting"]):
+        return None
+    return paired_summary(runs[runs["setting"].isin([better, worse])], worse).loc[better]
+
+
 def claims(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The paper's claims, each checked on the package's runs seed by seed (mAP): mean difference and the
     number of seeds where it holds."""
-    run_dir = Path(run_dir)
     rows = []
     for claim, file, better, worse in CLAIM_CHECKS:
-        path = run_dir / file
-        if not path.is_file():
+        change = claim_change(Path(run_dir) / file, better, worse)
+        if change is None:
             continue
-        table = pd.read_csv(path).pivot(index="seed", columns="setting", values="mAP")
-        if better not in table or worse not in table:
-            continue
-        diff = table[better] - table[worse]
-        rows.append({"claim": claim, "compared": f"{better} - {worse}", "mAP_diff_mean": round(diff.mean(), 2),
-                     "mAP_diff_std": round(diff.std(ddof=1), 2) if len(diff) > 1 else 0.0,
-                     "holds_on_seeds": f"{int((diff > 0).sum())}/{len(diff)}"})
+        rows.append({"claim": claim, "compared": f"{better} - {worse}", "mAP_diff_mean": change["paired_diff_mean"],
+                     "mAP_diff_std": change["paired_diff_std"] if change["seeds"] > 1 else 0.0,
+                     "holds_on_seeds": f"{int(change['better_on_seeds'])}/{int(change['seeds'])}"})
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from ..reid.experiment import oracle_gain_share, paired_summary
-from .paper_tables import CLAIM_CHECKS
+from .paper_tables import CLAIM_CHECKS, claim_change
 
 BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
@@ -134,13 +134,8 @@ def ablations(run: Path) -> str:
 
 
 def _claim_cell(run: Path, file: str, setting: str, compared: str) -> str:
-    path = run / file
-    if not path.is_file():
-        return "n/a"
-    runs = pd.read_csv(path)
-    if not {setting, compared} <= set(runs["setting"]):
-        return "n/a"
-    return _change(paired_summary(runs[runs["setting"].isin([setting, compared])], compared).loc[setting])
+    change = claim_change(run / file, setting, compared)
+    return "n/a" if change is None else _change(change)
 
 
 def claims(root: Path) -> str:
