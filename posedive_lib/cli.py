@@ -12,18 +12,21 @@ import json
 import sys
 from pathlib import Path
 
+from .accelerators import DEVICES
 from .paths import PROJECT_ROOT, STAGE1_WEIGHTS, results_dir
 from .profiles import PROFILES
 
 
 def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None,
-        notebooks: bool = True, seeds: tuple[int, ...] = (0, 1, 2)) -> list[Path]:
+        notebooks: bool = True, seeds: tuple[int, ...] = (0, 1, 2), device: str = "auto") -> list[Path]:
+    from .accelerators import select_device
     from .analysis.world_figures import plot_identity_grid, plot_viewpoint_bias, save_figure
     from .data.synthetic.world import build_world
     from .gallery import render_gallery, save_gallery
 
     if len(seeds) < 1 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
+    print(f"runs on: {select_device(device)}")
     settings = PROFILES[profile]
     out_dir = Path(out_dir or results_dir() / profile)
     maps, table = render_gallery(settings.gallery_size, seed=seed)
@@ -43,7 +46,8 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
         how = f"pinned for results that repeat across machines of one CPU vendor; {OPT_OUT}=native unpins" if pinning() else "not pinned"
         print(f"torch CPU kernels: {cpu_kernels()} ({how})")
 
-        summary = run_chain(profile, run_name=out_dir.name, seeds=tuple(seeds), results_root=out_dir.parent)
+        summary = run_chain(profile, run_name=out_dir.name, seeds=tuple(seeds), results_root=out_dir.parent,
+                            device=device)
         print(summary.to_string(index=False))
         print(f"wrote {out_dir / 'summary.csv'} and the executed notebooks in {out_dir}")
     return written
@@ -111,13 +115,12 @@ def split_controls(profile: str, seeds: list[int], out: Path | None = None) -> P
 
     from .augment.experiment import augmentation_set
     from .data.synthetic.world import build_world
-    from .generator.experiment import committed_stage1, trained_generator
+    from .generator.experiment import profile_generator
     from .reid.experiment import paired_summary, write_table
     from .studies import augment_config, identity_quality, split_study
 
     world = build_world(profile)
-    pretrained = committed_stage1() if profile != "smoke" else None
-    generator_dir, _ = trained_generator(world, profile, pretrained=pretrained, seed=seeds[0], progress=True)
+    generator_dir = profile_generator(world, profile, seed=seeds[0], progress=True)
     gallery_size, config = PROFILES[profile].augment_gallery_size, augment_config(profile, seeds[0])
     sets = {"main_posedive": augmentation_set(world, "both", config, gallery_size, generator_dir),
             "main_in_domain": augmentation_set(world, "in_domain", config, gallery_size, generator_dir),
@@ -213,6 +216,25 @@ def readme_tables(check: bool = False, readme: Path | None = None) -> int:
     return 0
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse impossible values at once (one line, before any world is built), not minutes into a run."""
+    seeds = getattr(args, "seeds", None)
+    if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds) < 0):
+        raise SystemExit(f"--seeds must be distinct non-negative integers, got {seeds}")
+    if getattr(args, "seed", 0) < 0:
+        raise SystemExit(f"--seed must be non-negative, got {args.seed}")
+    for name in ("workers", "iterations", "stage1_steps", "vae_steps"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    steps = getattr(args, "stage2_steps", None)
+    if steps is not None and min(steps if isinstance(steps, list) else [steps]) < 1:
+        raise SystemExit(f"--stage2-steps must be at least 1, got {steps}")
+    extra = getattr(args, "extra_steps", None)
+    if extra is not None and min(extra) < 0:
+        raise SystemExit(f"--extra-steps must be non-negative (0: the weights as they are), got {extra}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="posedive", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     run_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                        help="Re-ID training seeds of every experiment (default 0 1 2; the generator and its images use the first)")
+    run_p.add_argument("--device", choices=DEVICES, default="auto",
+                       help="auto (a CUDA GPU when torch sees one, else the CPU), cpu or cuda")
     run_p.add_argument("--skip-notebooks", action="store_true", help="only the gallery and world figures")
     oracle_p = sub.add_parser("oracle-check", help="Re-ID baseline vs + oracle renders on the synthetic world")
     oracle_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
@@ -263,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     tables_p = sub.add_parser("readme-tables", help="render the README's result tables from the committed runs")
     tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
+    _check_arguments(args)
     if args.command == "run":
-        run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds))
+        run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds), args.device)
     elif args.command == "oracle-check":
         oracle_check(args.profile, args.seeds, args.out, args.iterations)
     elif args.command == "generator":

@@ -28,6 +28,25 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", device: str = "auto",
+                   real_data: bool = False) -> Path:
+    """A notebook's first step: check its ``dataset`` and ``device`` parameters, point the body model's caches
+    into the project, and create ``out_dir`` (returned). ``real_data``: the notebook also runs on a real data set."""
+    from .accelerators import select_device
+    from .paths import configure_caches
+
+    if dataset != "synthetic" and not real_data:
+        raise NotImplementedError(f"this notebook runs on the synthetic world only (dataset='synthetic'), got "
+                                  f"dataset={dataset!r}; notebook 1 analyses a real data set, and from Python the library's "
+                                  "data.real_datasets, augment.keypoints (annotate_manifest), data.splits and reid "
+                                  "modules work on one")
+    select_device(device)
+    configure_caches()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _library_digest() -> str:
     digest = hashlib.sha1()
     for path in sorted((PROJECT_ROOT / "posedive_lib").rglob("*.py")):
@@ -96,10 +115,15 @@ def _make_portable(path: Path, name: str, out_dir: Path) -> None:
 
 
 def run_chain(profile: str = "quick", run_name: str | None = None, seeds: tuple[int, ...] = (0, 1, 2),
-              names: tuple[str, ...] = ORDER, force: bool = False, results_root: str | os.PathLike | None = None) -> pd.DataFrame:
+              names: tuple[str, ...] = ORDER, force: bool = False, results_root: str | os.PathLike | None = None,
+              device: str = "auto") -> pd.DataFrame:
     """Run the notebooks in order into ``results/<run name>/``; returns and writes ``summary.csv``."""
+    from .accelerators import DEVICES
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     out_dir = Path(results_root or PROJECT_ROOT / "results") / (run_name or profile)
-    parameters = {"profile": profile, "seeds": list(seeds), "dataset": "synthetic", "data_root": None, "device": "cpu"}
+    parameters = {"profile": profile, "seeds": list(seeds), "dataset": "synthetic", "data_root": None, "device": device}
     for name in names:
         run_notebook(name, out_dir, parameters, force)
     return collect_summary(out_dir)

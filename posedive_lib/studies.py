@@ -1,5 +1,7 @@
 """The paper's Re-ID experiments on the synthetic world, as the notebooks run them.
 
+- :func:`augmentation_study`, :func:`filter_study`, :func:`identity_statistics` (notebook 3): the generated
+  and oracle sets, their keypoint filtering and their identity quality.
 - :func:`main_study` (notebook 4, paper Table 1): baseline, + Pose-dIVE, + quantity, + oracle renders.
 - :func:`split_study` (notebook 5, Table 5): MSMT17-S-style Cam and Pose splits of the world's diverse
   test identities; baseline, + Pose-dIVE and + oracle renders, trained on the split's train side.
@@ -115,16 +117,51 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
             "runs": runs.assign(experiment=f"msmt17s_{kind}", dataset="synthetic")}
 
 
-def identity_quality(world: SyntheticWorld, profile: str, seed: int, sets: dict[str, pd.DataFrame],
-                     progress: bool = False) -> pd.DataFrame:
-    """Keypoint and identity statistics (:func:`~.augment.filtering.quality_summary`) of each named augmentation
-    set, the identity judged by the baseline Re-ID model; one row per set."""
-    from .augment.filtering import quality_summary
+def augmentation_study(world: SyntheticWorld, profile: str, seed: int, generator_dir: str | os.PathLike,
+                       progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Notebook 3's augmentation sets of ``profile``: ``generated_<mode>`` for every gallery mode and the oracle
+    renders in the ``both`` conditions (``oracle_both``), planned alike so they compare image by image."""
+    from .augment.condition_gallery import MODES
 
+    config, gallery_size = augment_config(profile, seed), PROFILES[profile].augment_gallery_size
+    sets = {f"generated_{mode}": augmentation_set(world, mode, config, gallery_size, generator_dir, progress)
+            for mode in MODES}
+    sets["oracle_both"] = augmentation_set(world, "both", config, gallery_size, None, progress)
+    return sets
+
+
+def filter_study(world: SyntheticWorld, profile: str, seed: int, sets: dict[str, pd.DataFrame],
+                 progress: bool = False) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Keypoint filtering of each named set: the tau sweep (:func:`~.augment.filtering.filter_summary`, one row
+    per set and tau) and each set's per-image decisions at the default thresholds."""
+    from .augment.filtering import apply_thresholds, filter_summary
+
+    gallery_size = PROFILES[profile].augment_gallery_size
+    stats = {name: filter_statistics(world, rows, gallery_size, seed, progress) for name, rows in sets.items()}
+    summary = pd.concat([filter_summary(table).assign(set=name) for name, table in stats.items()], ignore_index=True)
+    return summary, {name: apply_thresholds(table) for name, table in stats.items()}
+
+
+def identity_statistics(world: SyntheticWorld, profile: str, seed: int, sets: dict[str, pd.DataFrame],
+                        progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Per-image keypoint and identity statistics of each named set, the identity (``id_cosine`` to the
+    reference) judged by the studies' baseline Re-ID model."""
     judge = baseline_judge(world, profile, seed, progress)
     gallery_size = PROFILES[profile].augment_gallery_size
-    return pd.DataFrame([{"set": name, **quality_summary(filter_statistics(world, rows, gallery_size, seed, progress, judge))}
-                         for name, rows in sets.items()])
+    return {name: filter_statistics(world, rows, gallery_size, seed, progress, judge) for name, rows in sets.items()}
+
+
+def quality_table(statistics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per set of :func:`~.augment.filtering.quality_summary` (keypoints found, keypoint error, identity)."""
+    from .augment.filtering import quality_summary
+
+    return pd.DataFrame([{"set": name, **quality_summary(table)} for name, table in statistics.items()])
+
+
+def identity_quality(world: SyntheticWorld, profile: str, seed: int, sets: dict[str, pd.DataFrame],
+                     progress: bool = False) -> pd.DataFrame:
+    """:func:`quality_table` of :func:`identity_statistics`: one row per set."""
+    return quality_table(identity_statistics(world, profile, seed, sets, progress))
 
 
 def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: bool = False):

@@ -116,3 +116,11 @@ def test_killed_generation_resumes_with_exactly_the_expected_images(smoke_world,
     assert files == sorted(expected["path"]) and not list(out.rglob(".*tmp*"))
     assert (manifest["parent"].to_numpy() == train["path"].to_numpy()[expected["reference"]]).all()
     assert manifest["pid"].tolist() == expected["pid"].tolist() and (manifest["source"] == "generated").all()
+
+
+def test_set_sizes_count_images_per_identity():
+    from posedive_lib.augment.experiment import set_sizes
+
+    sets = {"a": pd.DataFrame({"pid": [1, 1, 2, 2]}), "b": pd.DataFrame({"pid": [5, 5, 5]})}
+    sizes = set_sizes(sets).set_index("set")
+    assert sizes.loc["a"].tolist() == [4, 2, 2] and sizes.loc["b"].tolist() == [3, 1, 3]

@@ -34,6 +34,25 @@ def test_run_passes_its_seeds_to_every_notebook_and_rejects_repeated_ones(tmp_pa
     assert len(calls) == 1 and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("argv, problem", [
+    (["oracle-check", "--iterations", "0"], "--iterations must be at least 1"),
+    (["oracle-check", "--seeds", "0", "0"], "--seeds must be distinct"),
+    (["fine-tuning", "--stage2-steps", "400", "0"], "--stage2-steps must be at least 1"),
+    (["generator", "--stage2-steps", "0"], "--stage2-steps must be at least 1"),
+    (["generator", "--vae-steps", "0"], "--vae-steps must be at least 1"),
+    (["stage1-length", "--extra-steps", "-1"], "--extra-steps must be non-negative"),
+    (["split-controls", "--seeds", "-1"], "--seeds must be distinct non-negative"),
+    (["run", "--workers", "-3"], "--workers must be at least 1"),
+    (["run", "--seed", "-1"], "--seed must be non-negative"),
+])
+def test_impossible_arguments_are_refused_before_any_work(argv, problem, monkeypatch):
+    from posedive_lib.data.synthetic import world
+
+    monkeypatch.setattr(world, "build_world", lambda *a, **k: pytest.fail("built a world before checking arguments"))
+    with pytest.raises(SystemExit, match=problem):
+        main(argv)
+
+
 def test_unknown_profile_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--profile", "huge"])

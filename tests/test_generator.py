@@ -182,6 +182,13 @@ def test_sd15_size_loads_from_local_folders(tmp_path):
         sd15_generator(tmp_path / "clip", tmp_path / "clip")
     with pytest.raises(FileNotFoundError, match="not found"):
         sd15_generator(tmp_path / "nowhere", tmp_path / "clip")
+    with pytest.raises(FileNotFoundError, match="not found at models_sd15"):  # a relative path, not a hub id: no download
+        sd15_generator("models_sd15", tmp_path / "clip")
+    with pytest.raises(FileNotFoundError, match="is not a CLIP image encoder folder"):
+        sd15_generator(tmp_path / "sd", tmp_path / "sd")
+    (tmp_path / "sd" / "unet" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing \['unet/config.json'\]"):
+        sd15_generator(tmp_path / "sd", tmp_path / "clip")
 
 
 def test_sd15_random_build_has_stable_diffusion_15_sizes():
@@ -247,6 +254,37 @@ def test_stage_configs_take_the_profiles_fine_tuning_length_unless_given():
     assert (stage1.steps, stage2.steps) == (7, 9) and stage1.lr != stage2.lr  # stage presets kept otherwise
     with pytest.raises(ValueError, match="unknown profile"):
         stage_configs("huge")
+    with pytest.raises(ValueError, match="at least 1"):  # 0 steps is an error, not "the default"
+        stage_configs("quick", stage2_steps=0)
+
+
+def test_impossible_generator_and_sampling_settings_are_named():
+    from posedive_lib.augment.generate import AugmentConfig
+    from posedive_lib.generator.train import GeneratorTrainConfig
+
+    with pytest.raises(ValueError, match="must not be negative"):
+        GeneratorTrainConfig(warmup=-1)
+    with pytest.raises(ValueError, match="snr_gamma"):
+        GeneratorTrainConfig(snr_gamma=0.0)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        GeneratorTrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="guidance_scale"):
+        AugmentConfig(guidance_scale=-2.0)
+
+
+def test_a_folder_that_is_not_a_saved_generator_is_refused_and_left_alone(tmp_path):
+    """E.g. a Stable Diffusion download passed as the stage-1 start: never trained into or replaced."""
+    from posedive_lib.generator.experiment import train_stages
+
+    folder = tmp_path / "sd15"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "unet" / "config.json").write_text("{}")
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    with pytest.raises(FileNotFoundError, match="generator.json missing"):
+        train_stages(None, tmp_path / "run", pretrained=folder)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    assert not (tmp_path / "run").exists()
 
 
 def test_continued_stage1_trains_the_unets_keeps_the_vae_and_is_cached(smoke_world, tmp_path, monkeypatch):

@@ -35,6 +35,28 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
     assert capsys.readouterr().out.count("up to date, skipped") == len(ORDER)
 
 
+def test_notebook_parameters_are_checked_before_any_output(tmp_path):
+    from posedive_lib.notebooks import run_chain, start_notebook
+
+    with pytest.raises(NotImplementedError, match="synthetic world only"):
+        start_notebook(tmp_path / "out", dataset="market1501")
+    with pytest.raises(ValueError, match="device must be one of"):
+        start_notebook(tmp_path / "out", device="tpu")
+    with pytest.raises(ValueError, match="device must be one of"):
+        run_chain("smoke", results_root=tmp_path, device="tpu")
+    assert not any(tmp_path.iterdir())
+    assert start_notebook(tmp_path / "out", dataset="market1501", real_data=True).is_dir()
+
+
+def test_the_generator_notebooks_knobs_are_papermill_parameters():
+    nb = nbformat.read(notebook_path("02_generator_training"), as_version=4)
+    tagged = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for name in ("stage1_steps", "stage2_steps", "pretrained"):
+        assert f"\n{name} = " in f"\n{tagged.source}", name
+        later = [c.source for c in nb.cells if c is not tagged and c.cell_type == "code"]
+        assert not any(f"\n{name} = " in f"\n{source}" for source in later), f"{name} is overwritten after injection"
+
+
 def test_unknown_notebook_is_named():
     with pytest.raises(FileNotFoundError, match="01_dataset_bias"):
         notebook_path("99_missing")

@@ -30,6 +30,7 @@ MARKET = {
 
 def _market(root: Path, files: dict = MARKET) -> Path:
     for folder, names in files.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(names):
             _jpeg(root / folder / name, 10 * i)
     (root / "bounding_box_test" / "Thumbs.db").write_bytes(b"\0\1")
@@ -52,6 +53,16 @@ def test_market_counts_ids_and_cameras(tmp_path):
     assert set(frame["dataset"]) == {"market1501"} and set(frame["source"]) == {"real"}
     assert frame["pid"].dtype == np.int64 and frame["camid"].dtype == np.int64
     assert not frame["path"].str.contains("Thumbs|readme").any()
+
+
+def test_empty_splits_are_named(tmp_path):
+    only_train = {"bounding_box_train": MARKET["bounding_box_train"], "query": [], "bounding_box_test": []}
+    root = _market(tmp_path / "train_only", only_train)
+    with pytest.warns(UserWarning, match=r"no images for query .*query/\), gallery .*bounding_box_test/"):
+        assert set(load_market1501(root)["split"]) == {"train"}
+    empty = _market(tmp_path / "empty", {folder: [] for folder in MARKET})
+    with pytest.raises(ValueError, match="no images in train .*bounding_box_train/"):
+        load_market1501(empty)
 
 
 def test_missing_folders_are_all_named_at_once(tmp_path):

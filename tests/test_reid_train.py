@@ -85,6 +85,9 @@ def test_features_from_a_trained_model(world, tmp_path):
     assert not torch.allclose(features, flipped)
     with pytest.raises(FileNotFoundError, match="no trained weights"):
         load_reid_model(tmp_path / "missing")
+    (tmp_path / "model.safetensors").write_bytes(b"junk")  # a damaged run: named, with the fix
+    with pytest.raises(ValueError, match="unreadable .*train again"):
+        load_reid_model(tmp_path)
 
 
 def test_training_uses_its_thread_count_and_restores_the_callers(world, tmp_path):
@@ -121,6 +124,16 @@ def test_bad_training_config():
         TrainConfig(threads=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="lr and lr_head must be positive"):
+        TrainConfig(lr=-1e-3)
+    with pytest.raises(ValueError, match="must not be negative"):
+        TrainConfig(warmup=-5)
+    with pytest.raises(ValueError, match="gamma"):
+        TrainConfig(gamma=0.0)
+    with pytest.raises(ValueError, match="milestones"):
+        TrainConfig(milestones=(0.5, 1.2))
+    with pytest.raises(ValueError, match="erase_p"):
+        TrainConfig(erase_p=1.5)
 
 
 def test_clip_backbone_loads_from_a_local_folder(tmp_path):

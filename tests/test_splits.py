@@ -72,3 +72,11 @@ def test_split_errors():
         make_split(frame, "cam", half_width=80)
     with pytest.raises(ValueError, match="needs \\['azimuth'\\]"):
         apply_split(frame.drop(columns="azimuth"), make_split(frame, "cam"))
+
+
+def test_split_sizes_count_images_and_identities_per_side():
+    from posedive_lib.data.splits import split_sizes
+
+    frame = pd.DataFrame({"path": list("abcde"), "pid": [1, 1, 2, 3, 3], "split": ["train"] * 3 + ["query", "gallery"]})
+    sizes = split_sizes(frame).set_index("split")
+    assert sizes.loc["train"].tolist() == [3, 2] and sizes.loc["query"].tolist() == [1, 1] and len(sizes) == 3

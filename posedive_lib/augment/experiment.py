@@ -52,6 +52,12 @@ def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, ga
     return manifest.assign(path=folder.as_posix() + "/" + manifest["path"], set=f"{tag}_{mode}", gallery_mode=mode)
 
 
+def set_sizes(sets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Images, identities and images per identity of each named augmentation set."""
+    return pd.DataFrame([{"set": name, "images": len(rows), "identities": rows["pid"].nunique(),
+                          "per_identity": len(rows) // rows["pid"].nunique()} for name, rows in sets.items()])
+
+
 def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: pd.DataFrame, gallery_size: int,
                        seed: int = 0, rows: int = 8) -> dict:
     """Reference, condition maps, generated image and oracle render for the first ``rows`` planned images

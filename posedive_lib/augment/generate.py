@@ -35,6 +35,9 @@ class AugmentConfig:
     def __post_init__(self):
         if min(self.per_id, self.steps, self.batch) < 1:
             raise ValueError("per_id, steps and batch must be at least 1")
+        if self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must not be negative (1 or less: no classifier-free guidance), got "
+                             f"{self.guidance_scale}")
 
 
 def plan_augmentation(train: pd.DataFrame, gallery: ConditionGallery, config: AugmentConfig, tag: str) -> pd.DataFrame:

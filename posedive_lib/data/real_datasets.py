@@ -105,13 +105,29 @@ def _market_rows(root: Path, sub: Path, dataset: str) -> list[dict]:
     return rows
 
 
+def _require_every_split(rows: list[dict], dataset: str, sources: dict[str, str]) -> list[dict]:
+    """``rows``, after naming the splits without images and where they come from: an error when none has any,
+    a warning when some are empty (e.g. a train-only export)."""
+    import warnings
+
+    found = {row["split"] for row in rows}
+    empty = [f"{split} ({source})" for split, source in sources.items() if split not in found]
+    if not found:
+        raise ValueError(f"{dataset}: no images in {', '.join(empty)}; check that the download was unpacked there")
+    if empty:
+        warnings.warn(f"{dataset}: no images for {', '.join(empty)}; Re-ID evaluation needs query and gallery images",
+                      stacklevel=3)
+    return rows
+
+
 def _load_market_layout(root: str | os.PathLike, sub: Path, dataset: str, check_images: bool,
                         note: str = "") -> pd.DataFrame:
     root = Path(root)
     folders = [(sub / f).as_posix() for f in MARKET_FOLDERS.values()]
     layout = f"{', '.join(f + '/' for f in folders)} with names like {MARKET_EXAMPLE}{note}"
     check_before_run(root, folders, layout=layout)
-    frame = new_manifest(_market_rows(root, sub, dataset))
+    sources = {split: f"{(root / sub / folder).as_posix()}/" for split, folder in MARKET_FOLDERS.items()}
+    frame = new_manifest(_require_every_split(_market_rows(root, sub, dataset), dataset, sources))
     return validate_manifest(frame, root, check_images=check_images, name=dataset)
 
 
@@ -209,6 +225,8 @@ def load_msmt17(root: str | os.PathLike, include_val: bool = True, version: str 
                      layout=f"MSMT17 {version.upper()}: {', '.join(f + '/' for f in folders.values())} and list_*.txt")
     rows = [row for name, split in lists.items()
             for row in _msmt_rows(root, name, folders["train" if split == "train" else "test"], split)]
+    sources = {split: " + ".join(name for name, s in lists.items() if s == split) for split in ("train", "query", "gallery")}
+    rows = _require_every_split(rows, "msmt17", sources)
     return validate_manifest(new_manifest(rows), root, check_images=check_images, name="msmt17")
 
 

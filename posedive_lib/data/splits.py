@@ -129,3 +129,8 @@ def save_split(definition: dict, path: str | os.PathLike) -> Path:
 
 def load_split(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def split_sizes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images and identities on each side of a split manifest (one row per ``split`` value)."""
+    return frame.groupby("split").agg(images=("path", "size"), identities=("pid", "nunique")).reset_index()

@@ -18,13 +18,27 @@ from ..data.synthetic.world_conditions import world_conditions
 from ..paths import PROJECT_ROOT, STAGE1_WEIGHTS, atomic_output, cache_dir, config_key
 from ..profiles import PROFILES
 from .data import PairData, load_images, stack_conditions, to_uint8
-from .model import PoseDiveGenerator, weights_digest
+from .model import PoseDiveGenerator, saved_generator, weights_digest
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
 
 def committed_stage1() -> str | None:
     """``STAGE1_WEIGHTS`` if those weights are present in this checkout, else None."""
     return STAGE1_WEIGHTS if (PROJECT_ROOT / STAGE1_WEIGHTS / "generator.json").is_file() else None
+
+
+def profile_stage1(profile: str) -> str | None:
+    """Where ``profile``'s stage 2 starts: the committed stage-1 weights, except at smoke (stage 1 trains here,
+    in seconds)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
+    return committed_stage1() if profile != "smoke" else None
+
+
+def profile_generator(world: SyntheticWorld, profile: str, seed: int = 0, progress: bool = False) -> Path:
+    """The generator folder that notebooks 3 to 6 and the CLI use: ``profile``'s stage 2 from
+    :func:`profile_stage1` (trained once, then cached)."""
+    return trained_generator(world, profile, pretrained=profile_stage1(profile), seed=seed, progress=progress)[0]
 
 
 def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
@@ -57,8 +71,8 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
 
     out_dir = Path(out_dir)
     done = lambda folder: (folder / "generator.json").is_file()  # noqa: E731
-    if pretrained:
-        start_from = PROJECT_ROOT / pretrained
+    if pretrained:  # read only: never trained into or replaced
+        start_from = saved_generator(PROJECT_ROOT / pretrained)
     else:
         start_from = out_dir / ("stage1/generator" if stage1 is not None else "scratch")
     final = out_dir / "stage2" / "generator" if stage2 is not None else start_from
@@ -202,7 +216,7 @@ def continued_stage1(world: SyntheticWorld, profile: str, extra_steps: int, pret
     if extra_steps < 1:
         raise ValueError(f"extra_steps must be at least 1, got {extra_steps}")
     stage1, _ = stage_configs(profile, seed, stage1_steps=extra_steps)
-    key = config_key(stage1, extra=["continued", weights_digest(PROJECT_ROOT / pretrained)], length=8)
+    key = config_key(stage1, extra=["continued", weights_digest(saved_generator(PROJECT_ROOT / pretrained))], length=8)
     out_dir = cache_dir() / "generator" / f"stage1-{profile}-{world.config.key()}-{key}"
     final = out_dir / "generator"
     if not (final / "generator.json").is_file():
@@ -254,8 +268,9 @@ def stage_configs(profile: str, seed: int = 0, stage1_steps: int | None = None,
         raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
     smoke = profile == "smoke"
     stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
-    stage1 = replace(stage1, seed=seed, steps=stage1_steps or stage1.steps)
-    return stage1, replace(stage2, seed=seed, steps=stage2_steps or PROFILES[profile].generator_stage2_steps)
+    stage1 = replace(stage1, seed=seed, steps=stage1.steps if stage1_steps is None else stage1_steps)
+    stage2_steps = PROFILES[profile].generator_stage2_steps if stage2_steps is None else stage2_steps
+    return stage1, replace(stage2, seed=seed, steps=stage2_steps)
 
 
 def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | None = None, stage2_steps: int | None = None,
@@ -270,7 +285,8 @@ def trained_generator(world: SyntheticWorld, profile: str, stage1_steps: int | N
     stage1, stage2 = stage_configs(profile, seed, stage1_steps, stage2_steps)
     vae_steps = min(vae_steps, 5) if profile == "smoke" else vae_steps
     # a pretrained start is named by its contents, so re-exported weights never reuse an old stage 2
-    start = ["pretrained", weights_digest(PROJECT_ROOT / pretrained)] if pretrained else [config_key(stage1), vae_steps]
+    start = (["pretrained", weights_digest(saved_generator(PROJECT_ROOT / pretrained))] if pretrained
+             else [config_key(stage1), vae_steps])
     key = config_key(stage2, extra=start + ["scratch"] if from_scratch else start, length=8)
     run_dir = cache_dir() / "generator" / f"{profile}-{world.config.key()}-{key}"
     if from_scratch and not pretrained:

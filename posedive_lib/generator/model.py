@@ -149,10 +149,7 @@ class PoseDiveGenerator(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "PoseDiveGenerator":
         """Load a generator saved with :meth:`save_pretrained`."""
-        folder = Path(folder)
-        if not (folder / "generator.json").is_file():
-            raise FileNotFoundError(f"{folder} holds no saved generator (generator.json missing): "
-                                    "save one with PoseDiveGenerator.save_pretrained or train one first")
+        folder = saved_generator(folder)
         parts = {}
         for name in COMPONENTS:
             source = folder / name
@@ -162,6 +159,16 @@ class PoseDiveGenerator(nn.Module):
                 _LOADERS[name].from_pretrained(source, torch_dtype=dtype)
         image_size = tuple(json.loads((folder / "generator.json").read_text())["image_size"])
         return cls(**parts, image_size=image_size)
+
+
+def saved_generator(folder: str | os.PathLike) -> Path:
+    """``folder`` if it holds a generator saved with :meth:`PoseDiveGenerator.save_pretrained`, else a clear error
+    (e.g. a Stable Diffusion download or a training run's folder instead of its ``generator`` sub-folder)."""
+    folder = Path(folder)
+    if not (folder / "generator.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no saved generator (generator.json missing): pass a folder written "
+                                "by PoseDiveGenerator.save_pretrained (e.g. models/tiny-stage1) or train one first")
+    return folder
 
 
 def weights_digest(folder: str | os.PathLike) -> str:

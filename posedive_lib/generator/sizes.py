@@ -98,16 +98,24 @@ def sd15_random_generator(image_size: tuple[int, int] = (384, 192), fuse: str = 
     return generator.to(device)
 
 
+def _looks_like_hub_id(name: str) -> bool:
+    """``owner/name`` (a model hub id) rather than a local path."""
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
 def sd15_generator(sd_path: str | os.PathLike, clip_path: str | os.PathLike, image_size: tuple[int, int] = (384, 192),
                    fuse: str = "concat") -> PoseDiveGenerator:
     """Stable Diffusion 1.5 U-Net (twice), VAE and scheduler from ``sd_path``; CLIP image encoder from ``clip_path``."""
-    for path, what in ((sd_path, "Stable Diffusion 1.5 folder (unet/, vae/, scheduler/)"),
-                       (clip_path, "CLIP image encoder folder (config.json + weights)")):
+    for path, what, parts in ((sd_path, "Stable Diffusion 1.5 folder (unet/, vae/, scheduler/)", ("unet", "vae", "scheduler")),
+                              (clip_path, "CLIP image encoder folder (config.json + weights)", (".",))):
         if Path(path).exists():
-            missing = [s for s in ("unet", "vae", "scheduler") if path is sd_path and not (Path(path) / s).is_dir()]
+            configs = {part: Path(path) / part / ("scheduler_config.json" if part == "scheduler" else "config.json")
+                       for part in parts}
+            missing = [str(config.relative_to(path)) for config in configs.values() if not config.is_file()]
             if missing:
                 raise FileNotFoundError(f"{path} is not a {what}: missing {missing}")
-        elif os.path.isabs(path) or str(path).startswith("."):
+        elif not _looks_like_hub_id(str(path)):
             raise FileNotFoundError(f"{what} not found at {path}: download it (e.g. "
                                     "stable-diffusion-v1-5/stable-diffusion-v1-5, openai/clip-vit-large-patch14) and pass its path")
     unet = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet")

@@ -45,6 +45,12 @@ class GeneratorTrainConfig:
             raise ValueError(f"drop_reference must lie in [0, 1), got {self.drop_reference}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if min(self.weight_decay, self.warmup, self.noise_offset) < 0:
+            raise ValueError("weight_decay, warmup and noise_offset must not be negative")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise ValueError(f"snr_gamma (min-SNR weighting) must be positive or None, got {self.snr_gamma}")
+        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {self.ema_decay}")
 

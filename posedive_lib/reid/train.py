@@ -53,6 +53,15 @@ class TrainConfig:
             raise ValueError("iterations, checkpoint_every >= 1 and P, K >= 2 are required (batch-hard triplets)")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.lr <= 0 or (self.lr_head is not None and self.lr_head <= 0):
+            raise ValueError(f"lr and lr_head must be positive, got lr={self.lr}, lr_head={self.lr_head}")
+        if min(self.weight_decay, self.warmup, self.margin, self.triplet_weight) < 0:
+            raise ValueError("weight_decay, warmup, margin and triplet_weight must not be negative")
+        if not 0 < self.gamma <= 1 or not all(0 < m < 1 for m in self.milestones):
+            raise ValueError(f"gamma must lie in (0, 1] and milestones (fractions of the run) in (0, 1), got "
+                             f"gamma={self.gamma}, milestones={self.milestones}")
+        if not 0 <= self.erase_p <= 1:
+            raise ValueError(f"erase_p is a probability in [0, 1], got {self.erase_p}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1 (or None for torch's default), got {self.threads}")
 
@@ -173,15 +182,22 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
 
 def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDModel:
     """The trained model in eval mode, from a training output folder."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     out_dir = Path(out_dir)
-    weights = out_dir / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"no trained weights in {out_dir}; finish training first (a partial run resumes)")
-    info = json.loads((out_dir / "train_config.json").read_text())
-    model = ReIDModel(info["num_classes"], info["backbone"], None if info["backbone"] != "clip_vit_b16" else info["pretrained_path"])
-    model.load_state_dict(load_file(str(weights)))
+    weights, config = out_dir / "model.safetensors", out_dir / "train_config.json"
+    if not weights.is_file() or not config.is_file():
+        raise FileNotFoundError(f"no trained weights and train_config.json in {out_dir}; finish training first "
+                                "(a partial run resumes)")
+    try:
+        info = json.loads(config.read_text())
+        model = ReIDModel(info["num_classes"], info["backbone"],
+                          None if info["backbone"] != "clip_vit_b16" else info["pretrained_path"])
+        model.load_state_dict(load_file(str(weights)))
+    except (ValueError, KeyError, RuntimeError, SafetensorError) as error:  # JSON, weights and state-dict errors
+        raise ValueError(f"the trained run in {out_dir} is unreadable ({type(error).__name__}: {error}); delete the "
+                         "folder and train again") from error
     return model.to(device).eval()
 
 
