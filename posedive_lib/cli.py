@@ -24,8 +24,7 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
     from .data.synthetic.world import build_world
     from .gallery import render_gallery, save_gallery
 
-    if len(seeds) < 1 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
+    _check_seeds(seeds)
     print(f"runs on: {select_device(device)}")
     settings = PROFILES[profile]
     out_dir = Path(out_dir or results_dir() / profile)
@@ -216,11 +215,15 @@ def readme_tables(check: bool = False, readme: Path | None = None) -> int:
     return 0
 
 
+def _check_seeds(seeds) -> None:
+    if len(seeds) < 1 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse impossible values at once (one line, before any world is built), not minutes into a run."""
-    seeds = getattr(args, "seeds", None)
-    if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds) < 0):
-        raise SystemExit(f"--seeds must be distinct non-negative integers, got {seeds}")
+    if getattr(args, "seeds", None) is not None:
+        _check_seeds(args.seeds)
     if getattr(args, "seed", 0) < 0:
         raise SystemExit(f"--seed must be non-negative, got {args.seed}")
     for name in ("workers", "iterations", "stage1_steps", "vae_steps"):
