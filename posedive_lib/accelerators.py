@@ -25,6 +25,13 @@ def make_accelerator(mixed_precision: str, gpu_default: str):
     return Accelerator(mixed_precision=mixed_precision)
 
 
+def check_device(device: str) -> str:
+    """``device`` if it is one of :data:`DEVICES`, else a clear error."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    return device
+
+
 def select_device(device: str = "auto") -> str:
     """Make this process's runs use ``device`` ("auto", "cpu" or "cuda"); returns the device they will use.
 
@@ -33,8 +40,7 @@ def select_device(device: str = "auto") -> str:
     """
     import torch
 
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    check_device(device)
     if device == "cpu":
         if not torch.cuda.is_initialized():
             os.environ["CUDA_VISIBLE_DEVICES"] = ""

@@ -118,10 +118,9 @@ def run_chain(profile: str = "quick", run_name: str | None = None, seeds: tuple[
               names: tuple[str, ...] = ORDER, force: bool = False, results_root: str | os.PathLike | None = None,
               device: str = "auto") -> pd.DataFrame:
     """Run the notebooks in order into ``results/<run name>/``; returns and writes ``summary.csv``."""
-    from .accelerators import DEVICES
+    from .accelerators import check_device
 
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    check_device(device)
     out_dir = Path(results_root or PROJECT_ROOT / "results") / (run_name or profile)
     parameters = {"profile": profile, "seeds": list(seeds), "dataset": "synthetic", "data_root": None, "device": device}
     for name in names:

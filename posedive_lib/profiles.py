@@ -34,3 +34,10 @@ PROFILES = {
                     filter_taus=(0.15, 0.3, 0.45, 0.6, 0.75, 0.9), identity_cosines=(0.3, 0.5, 0.7),
                     generator_stage2_steps=1200),
 }
+
+
+def profile_settings(name: str) -> Profile:
+    """The profile called ``name``, or a clear error naming the known ones."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: use one of {sorted(PROFILES)}")
+    return PROFILES[name]

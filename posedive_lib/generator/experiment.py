@@ -16,23 +16,21 @@ import torch
 from ..data.synthetic.world import SyntheticWorld
 from ..data.synthetic.world_conditions import world_conditions
 from ..paths import PROJECT_ROOT, STAGE1_WEIGHTS, atomic_output, cache_dir, config_key
-from ..profiles import PROFILES
+from ..profiles import profile_settings
 from .data import PairData, load_images, stack_conditions, to_uint8
-from .model import PoseDiveGenerator, saved_generator, weights_digest
+from .model import PoseDiveGenerator, is_saved_generator, saved_generator, weights_digest
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
 
 def committed_stage1() -> str | None:
     """``STAGE1_WEIGHTS`` if those weights are present in this checkout, else None."""
-    return STAGE1_WEIGHTS if (PROJECT_ROOT / STAGE1_WEIGHTS / "generator.json").is_file() else None
+    return STAGE1_WEIGHTS if is_saved_generator(PROJECT_ROOT / STAGE1_WEIGHTS) else None
 
 
 def profile_stage1(profile: str) -> str | None:
     """Where ``profile``'s stage 2 starts: the committed stage-1 weights, except at smoke (stage 1 trains here,
     in seconds)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
-    return committed_stage1() if profile != "smoke" else None
+    return committed_stage1() if profile_settings(profile).name != "smoke" else None
 
 
 def profile_generator(world: SyntheticWorld, profile: str, seed: int = 0, progress: bool = False) -> Path:
@@ -70,17 +68,16 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
     from .sizes import tiny_generator
 
     out_dir = Path(out_dir)
-    done = lambda folder: (folder / "generator.json").is_file()  # noqa: E731
     if pretrained:  # read only: never trained into or replaced
         start_from = saved_generator(PROJECT_ROOT / pretrained)
     else:
         start_from = out_dir / ("stage1/generator" if stage1 is not None else "scratch")
     final = out_dir / "stage2" / "generator" if stage2 is not None else start_from
-    if done(final):
+    if is_saved_generator(final):
         return final  # nothing to train: skip loading images and encoders
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    if not done(start_from):
+    if not is_saved_generator(start_from):
         images = load_images(world.subset("train", "fashion"), world.root)
         vae = train_vae(images, out_dir / "vae", steps=vae_steps, progress=progress)
         timings["vae_psnr_db"] = round(reconstruction_psnr(vae, images[:512]), 2)
@@ -201,7 +198,7 @@ def scratch_start(pretrained: str | os.PathLike, folder: str | os.PathLike, imag
     from .sizes import tiny_generator
 
     folder = Path(folder)
-    if not (folder / "generator.json").is_file():
+    if not is_saved_generator(folder):
         vae = PoseDiveGenerator.from_pretrained(PROJECT_ROOT / pretrained).vae.float()
         tiny_generator(vae, image_size=image_size).save_pretrained(folder)
     return folder
@@ -219,7 +216,7 @@ def continued_stage1(world: SyntheticWorld, profile: str, extra_steps: int, pret
     key = config_key(stage1, extra=["continued", weights_digest(saved_generator(PROJECT_ROOT / pretrained))], length=8)
     out_dir = cache_dir() / "generator" / f"stage1-{profile}-{world.config.key()}-{key}"
     final = out_dir / "generator"
-    if not (final / "generator.json").is_file():
+    if not is_saved_generator(final):
         generator = PoseDiveGenerator.from_pretrained(PROJECT_ROOT / pretrained)
         train_generator(generator, pair_data(generator, world, "fashion"), out_dir, stage1, progress)
     if not (final / "loss.csv").is_file():
@@ -264,12 +261,11 @@ def stage_configs(profile: str, seed: int = 0, stage1_steps: int | None = None,
                   stage2_steps: int | None = None) -> tuple[GeneratorTrainConfig, GeneratorTrainConfig]:
     """Stage-1 and stage-2 training configs of ``profile``; steps default to the preset (stage 1) and to the
     profile's ``generator_stage2_steps`` (stage 2)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
+    settings = profile_settings(profile)
     smoke = profile == "smoke"
     stage1, stage2 = (PRESETS["smoke"], PRESETS["smoke"]) if smoke else (PRESETS["tiny_stage1"], PRESETS["tiny_stage2"])
     stage1 = replace(stage1, seed=seed, steps=stage1.steps if stage1_steps is None else stage1_steps)
-    stage2_steps = PROFILES[profile].generator_stage2_steps if stage2_steps is None else stage2_steps
+    stage2_steps = settings.generator_stage2_steps if stage2_steps is None else stage2_steps
     return stage1, replace(stage2, seed=seed, steps=stage2_steps)
 
 

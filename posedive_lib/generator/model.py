@@ -161,11 +161,16 @@ class PoseDiveGenerator(nn.Module):
         return cls(**parts, image_size=image_size)
 
 
+def is_saved_generator(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a finished :meth:`PoseDiveGenerator.save_pretrained` (its ``generator.json``)."""
+    return (Path(folder) / "generator.json").is_file()
+
+
 def saved_generator(folder: str | os.PathLike) -> Path:
     """``folder`` if it holds a generator saved with :meth:`PoseDiveGenerator.save_pretrained`, else a clear error
     (e.g. a Stable Diffusion download or a training run's folder instead of its ``generator`` sub-folder)."""
     folder = Path(folder)
-    if not (folder / "generator.json").is_file():
+    if not is_saved_generator(folder):
         raise FileNotFoundError(f"{folder} holds no saved generator (generator.json missing): pass a folder written "
                                 "by PoseDiveGenerator.save_pretrained (e.g. models/tiny-stage1) or train one first")
     return folder

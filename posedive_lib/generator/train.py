@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..checkpointing import save_training_state, saved_step
 from .data import PairData, stream_seed
-from .model import PoseDiveGenerator
+from .model import PoseDiveGenerator, is_saved_generator
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
 
     out_dir = Path(out_dir)
     final = out_dir / "generator"
-    if (final / "generator.json").is_file():
+    if is_saved_generator(final):
         return final
     accelerator, trainable, optimizer, scheduler = prepare_training(generator, config)
     ema = EMAModel(trainable.parameters(), decay=config.ema_decay) if config.ema_decay else None
