@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .accelerators import DEVICES
 from .paths import PROJECT_ROOT, STAGE1_WEIGHTS, results_dir
-from .profiles import PROFILES
+from .profiles import PROFILES, profile_settings
 
 
 def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int | None = None,
@@ -26,7 +26,7 @@ def run(profile: str, out_dir: Path | None = None, seed: int = 0, workers: int |
 
     _check_seeds(seeds)
     print(f"runs on: {select_device(device)}")
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     out_dir = Path(out_dir or results_dir() / profile)
     maps, table = render_gallery(settings.gallery_size, seed=seed)
     written = save_gallery(maps, table, out_dir)
@@ -120,7 +120,7 @@ def split_controls(profile: str, seeds: list[int], out: Path | None = None) -> P
 
     world = build_world(profile)
     generator_dir = profile_generator(world, profile, seed=seeds[0], progress=True)
-    gallery_size, config = PROFILES[profile].augment_gallery_size, augment_config(profile, seeds[0])
+    gallery_size, config = profile_settings(profile).augment_gallery_size, augment_config(profile, seeds[0])
     sets = {"main_posedive": augmentation_set(world, "both", config, gallery_size, generator_dir),
             "main_in_domain": augmentation_set(world, "in_domain", config, gallery_size, generator_dir),
             "main_oracle": augmentation_set(world, "both", config, gallery_size, None)}

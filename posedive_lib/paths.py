@@ -29,24 +29,33 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden sibling path to write to; it replaces ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix, so writers that infer the format from it still work.
-    No half-written file is ever left at ``path``. The block may also create a folder at the
-    temporary path (for ``save_pretrained``); it then replaces a folder at ``path``.
+    No half-written file is ever left at ``path``, nor the parent folders created for it when the
+    block fails. The block may also create a folder at the temporary path (for ``save_pretrained``);
+    it then replaces a folder at ``path``.
     """
     path = Path(path)
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     if tmp.is_dir():  # left by a killed run
         shutil.rmtree(tmp)
+    replaced = False
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+        replaced = True
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp)
         else:
             tmp.unlink(missing_ok=True)
+        for folder in created if not replaced else ():
+            try:
+                folder.rmdir()  # only while empty: never removes what others wrote there meanwhile
+            except OSError:
+                break
 
 
 def config_key(config, extra=None, length: int = 10) -> str:

@@ -29,7 +29,7 @@ from .augment.experiment import augmentation_set, filter_statistics
 from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
-from .profiles import PROFILES
+from .profiles import profile_settings
 from .reid.experiment import paired_summary, run_settings
 from .reid.train import PRESETS, TrainConfig
 
@@ -52,7 +52,7 @@ def reid_config(n_ids: int, iterations: int) -> TrainConfig:
 
 
 def augment_config(profile: str, seed: int) -> AugmentConfig:
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     return AugmentConfig(per_id=settings.augment_per_id, steps=settings.sample_steps, seed=seed)
 
 
@@ -72,7 +72,7 @@ def _training_sets(train: pd.DataFrame, extra: dict[str, pd.DataFrame]) -> dict:
 def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
                progress: bool = False) -> pd.DataFrame:
     """Baseline, + Pose-dIVE (``posedive``), + in-domain generated images (``quantity``), + oracle renders."""
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     train, test = world.subset("train"), world.subset("test")
     config = augment_config(profile, seeds[0])
     extra = {
@@ -95,7 +95,7 @@ def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int]
     the split's own train conditions (``in_domain``) and fewer Pose-dIVE images per identity
     (``posedive_<n>_per_id``)."""
     from .data.splits import apply_split, make_split
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     source = world.subset("test")
     definition = make_split(source, kind, seed=0)
     frame = apply_split(source, definition)
@@ -123,7 +123,7 @@ def augmentation_study(world: SyntheticWorld, profile: str, seed: int, generator
     renders in the ``both`` conditions (``oracle_both``), planned alike so they compare image by image."""
     from .augment.condition_gallery import MODES
 
-    config, gallery_size = augment_config(profile, seed), PROFILES[profile].augment_gallery_size
+    config, gallery_size = augment_config(profile, seed), profile_settings(profile).augment_gallery_size
     sets = {f"generated_{mode}": augmentation_set(world, mode, config, gallery_size, generator_dir, progress)
             for mode in MODES}
     sets["oracle_both"] = augmentation_set(world, "both", config, gallery_size, None, progress)
@@ -136,7 +136,7 @@ def filter_study(world: SyntheticWorld, profile: str, seed: int, sets: dict[str,
     per set and tau) and each set's per-image decisions at the default thresholds."""
     from .augment.filtering import apply_thresholds, filter_summary
 
-    gallery_size = PROFILES[profile].augment_gallery_size
+    gallery_size = profile_settings(profile).augment_gallery_size
     stats = {name: filter_statistics(world, rows, gallery_size, seed, progress) for name, rows in sets.items()}
     summary = pd.concat([filter_summary(table).assign(set=name) for name, table in stats.items()], ignore_index=True)
     return summary, {name: apply_thresholds(table) for name, table in stats.items()}
@@ -147,7 +147,7 @@ def identity_statistics(world: SyntheticWorld, profile: str, seed: int, sets: di
     """Per-image keypoint and identity statistics of each named set, the identity (``id_cosine`` to the
     reference) judged by the studies' baseline Re-ID model."""
     judge = baseline_judge(world, profile, seed, progress)
-    gallery_size = PROFILES[profile].augment_gallery_size
+    gallery_size = profile_settings(profile).augment_gallery_size
     return {name: filter_statistics(world, rows, gallery_size, seed, progress, judge) for name, rows in sets.items()}
 
 
@@ -171,7 +171,7 @@ def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: boo
     from .reid.train import load_reid_model
 
     train = world.subset("train")
-    reid = reid_config(train["pid"].nunique(), PROFILES[profile].reid_iterations)
+    reid = reid_config(train["pid"].nunique(), profile_settings(profile).reid_iterations)
     return load_reid_model(trained_run(train, world.root, _runs_dir(profile, world, reid), seed, reid, progress))
 
 
@@ -185,7 +185,7 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
     from .augment.condition_gallery import MODES
     from .augment.filtering import FilterThresholds, add_identity_similarity, apply_thresholds
 
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     config = augment_config(profile, seed)
     sets = {mode: augmentation_set(world, mode, config, settings.augment_gallery_size, generator_dir, progress)
             for mode in MODES}
@@ -217,7 +217,7 @@ def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], genera
                    progress: bool = False) -> pd.DataFrame:
     """Re-ID on the train split plus each set of :func:`ablation_sets`, and the baseline; one row per setting
     and seed, with ``extra_images`` (generated images added)."""
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     train, test = world.subset("train"), world.subset("test")
     extra = ablation_sets(world, profile, seeds[0], generator_dir, progress)
     reid = reid_config(train["pid"].nunique(), settings.reid_iterations)
@@ -247,7 +247,7 @@ def sweep_table(runs: pd.DataFrame, points: dict[str, float], parameter: str) ->
 
 def per_id_points(profile: str) -> dict[str, float]:
     """Setting -> generated images per identity (0 is the baseline)."""
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     points = {"baseline": 0, "both": settings.augment_per_id}
     points.update({f"both_per_id_{n}": n for n in settings.per_id_counts})
     return points
@@ -255,12 +255,12 @@ def per_id_points(profile: str) -> dict[str, float]:
 
 def threshold_points(profile: str) -> dict[str, float]:
     """Setting -> filter threshold tau (0 keeps every image: the unfiltered set)."""
-    return {"both": 0.0, **{f"both_tau_{tau}": tau for tau in PROFILES[profile].filter_taus}}
+    return {"both": 0.0, **{f"both_tau_{tau}": tau for tau in profile_settings(profile).filter_taus}}
 
 
 def identity_points(profile: str) -> dict[str, float]:
     """Setting -> minimum Re-ID cosine to the reference (-1 keeps every image: the unfiltered set)."""
-    return {"both": -1.0, **{f"both_id_{c}": c for c in PROFILES[profile].identity_cosines}}
+    return {"both": -1.0, **{f"both_id_{c}": c for c in profile_settings(profile).identity_cosines}}
 
 
 def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: str | None,
@@ -284,7 +284,7 @@ def _generator_variant(world: SyntheticWorld, profile: str, name: str, generator
     ``name_tau_<tau>`` = the same keypoint-filtered."""
     from .generator.experiment import profile_identity_check
 
-    settings = PROFILES[profile]
+    settings = profile_settings(profile)
     scores, _ = profile_identity_check(generator_dir, world, profile, seed, progress)
     both = augmentation_set(world, "both", augment_config(profile, seed), settings.augment_gallery_size, generator_dir, progress)
     stats = filter_statistics(world, both, settings.augment_gallery_size, seed, progress)
@@ -295,7 +295,7 @@ def _variant_runs(world: SyntheticWorld, profile: str, seeds: list[int], experim
                   progress: bool) -> pd.DataFrame:
     """Re-ID runs of the baseline and of the train split plus each of ``extra``, seed by seed."""
     train, test = world.subset("train"), world.subset("test")
-    reid = reid_config(train["pid"].nunique(), PROFILES[profile].reid_iterations)
+    reid = reid_config(train["pid"].nunique(), profile_settings(profile).reid_iterations)
     runs = run_settings(_training_sets(train, extra), test, world.root, _runs_dir(profile, world, reid), seeds, reid,
                         progress=progress)
     return runs.assign(experiment=experiment, dataset="synthetic", extra_images=runs["train_images"] - len(train))

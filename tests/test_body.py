@@ -123,6 +123,21 @@ def test_smpl_missing_file_says_where_to_get_it(tmp_path, monkeypatch):
         SMPLBody(tmp_path, gender="other")
 
 
+def test_smpl_file_of_another_gender_is_refused(tmp_path):
+    female = tmp_path / "basicmodel_f_lbs_10_207_0_v1.1.0.pkl"
+    female.write_bytes(b"never read")
+    with pytest.raises(ValueError, match="is the female SMPL model but gender='male'.*gender='female'"):
+        SMPLBody(female, gender="male")
+    neutral = tmp_path / "SMPL_NEUTRAL.pkl"
+    neutral.write_bytes(b"never read")
+    with pytest.raises(ValueError, match="is the neutral SMPL model but gender='female'"):
+        find_smpl_file(neutral, gender="female")
+    assert find_smpl_file(female, gender="female") == female
+    renamed = tmp_path / "my_smpl.pkl"
+    renamed.write_bytes(b"x")
+    assert find_smpl_file(renamed, gender="male") == renamed  # no gender in the name: the caller's word
+
+
 def test_smpl_corrupt_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "SMPL_NEUTRAL.pkl"
     bad.write_bytes(b"not a pickle")

@@ -34,7 +34,10 @@ def test_new_manifest_orders_columns_and_types_ids(tmp_path):
     (lambda f: f.drop(columns="camid"), r"missing columns \['camid'\]"),
     (lambda f: f.assign(split=["train", "val", "query"]), r"unknown split.*row 1 \('val'\)"),
     (lambda f: f.assign(source=["real", "real", "fake"]), r"unknown source.*row 2 \('fake'\)"),
-    (lambda f: f.assign(pid=[0.0, 1.0, 2.0]), "'pid' must hold integers, got float64"),
+    (lambda f: f.assign(pid=[0.0, 1.0, 2.0]), r"'pid' must hold integers \(dtype float64\)"),
+    (lambda f: f.assign(pid=[0, np.nan, 2]), r"'pid' must hold integers: row 1 \(nan\)"),
+    (lambda f: f.assign(camid=["1", "c2", "3"]), r"'camid' must hold integers: row 1 \('c2'\)"),
+    (lambda f: f.assign(keypoints=["[[1, 2, 0.5]]", None, "not json"]), r"malformed keypoints.*row 0.*row 2"),
     (lambda f: f.assign(path=["imgs/0.jpg", "imgs/0.jpg", "imgs/2.jpg"]), r"duplicate path.*row 0.*row 1"),
     (lambda f: f.assign(path=["imgs/0.jpg", "./imgs/0.jpg", "imgs/2.jpg"]), "duplicate path"),
     (lambda f: f.assign(path=["imgs/0.jpg", "../imgs/1.jpg", "imgs/2.jpg"]), r"escapes the data root.*row 1"),
@@ -102,3 +105,25 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_manifest(frame, tmp_path / "m.json")
     with pytest.raises(FileNotFoundError, match="not found"):
         read_manifest(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("suffix, content", [
+    (".csv", b""),  # empty file
+    (".csv", b"path,pid\n\xff\xfe\x00broken"),  # not UTF-8
+    (".csv", b'path,pid\n"unterminated,1\n'),  # malformed CSV
+    (".parquet", b"PAR1 truncated"),
+])
+def test_unreadable_manifest_file_is_named(tmp_path, suffix, content):
+    path = tmp_path / f"m{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(ManifestError, match=rf"m\{suffix}: not a readable {suffix[1:]} manifest.*rebuild it"):
+        read_manifest(path)
+
+
+def test_failed_write_leaves_no_new_folder(tmp_path):
+    frame = _frame(tmp_path)
+    with pytest.raises(Exception):  # Parquet cannot store a column mixing ints and strings
+        write_manifest(frame.assign(seed=[1, "a", 2.5]), tmp_path / "new" / "deeper" / "m.parquet")
+    assert sorted(os.listdir(tmp_path)) == ["imgs"]
+    write_manifest(frame, tmp_path / "new" / "deeper" / "m.parquet")
+    assert (tmp_path / "new" / "deeper" / "m.parquet").is_file()

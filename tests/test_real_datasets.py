@@ -182,6 +182,21 @@ def test_msmt17_malformed_line_and_missing_image(tmp_path):
         load_msmt17(tmp_path)
 
 
+def test_msmt17_list_that_is_not_utf8_is_named(tmp_path):
+    _msmt(tmp_path)
+    (tmp_path / "list_gallery.txt").write_bytes("0000/caf\u00e9.jpg 0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"list_gallery\.txt is not a UTF-8 text file \(byte 8\)"):
+        load_msmt17(tmp_path)
+
+
+def test_market_subfolder_is_named_in_a_warning(tmp_path):
+    _market(tmp_path)
+    _jpeg(tmp_path / "bounding_box_train" / "bounding_box_train" / "0003_c1s1_000001_01.jpg")
+    with pytest.warns(UserWarning, match=r"bounding_box_train: subfolder\(s\) bounding_box_train ignored"):
+        frame = load_market1501(tmp_path)
+    assert split_counts(frame).loc["train", "images"] == 5  # the nested image is not read
+
+
 def test_cuhk03_both_variants(tmp_path):
     labeled = {"bounding_box_train": ["0001_c1_001.png", "0001_c2_002.png", "0003_c1_003.png"],
                "query": ["0701_c1_004.png"], "bounding_box_test": ["0701_c2_005.png", "0702_c1_006.png"]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -21,8 +22,18 @@ from .poses import Pose, stack_poses
 
 GENDERS = ("neutral", "female", "male")
 NUM_BETAS = 10
+_GENDER_IN_NAME = re.compile(r"^SMPL_(NEUTRAL|FEMALE|MALE)\.|^basic[mM]odel_(neutral|f|m)_lbs", re.IGNORECASE)
 _GET_SMPL = ("register at https://smpl.is.tue.mpg.de, download 'SMPL for Python' and pass the .pkl file "
              "or its folder as model_path (or set POSEDIVE_SMPL_PATH)")
+
+
+def file_gender(path: str | os.PathLike) -> str | None:
+    """The gender an official SMPL file name states (``SMPL_FEMALE.pkl``, ``basicmodel_m_lbs_...``), else None."""
+    match = _GENDER_IN_NAME.search(Path(path).name)
+    if match is None:
+        return None
+    word = (match[1] or match[2]).lower()
+    return {"f": "female", "m": "male"}.get(word, word)
 
 
 def find_smpl_file(model_path: str | os.PathLike | None, gender: str = "neutral") -> Path:
@@ -34,6 +45,10 @@ def find_smpl_file(model_path: str | os.PathLike | None, gender: str = "neutral"
         raise FileNotFoundError(f"no SMPL model given: {_GET_SMPL}")
     path = Path(model_path).expanduser()
     if path.is_file():
+        named = file_gender(path)
+        if named not in (None, gender):
+            raise ValueError(f"{path.name} is the {named} SMPL model but gender={gender!r} was asked for; pass "
+                             f"gender={named!r}, or the folder that holds the {gender} file")
         return path
     if path.is_dir():
         g = gender.upper()

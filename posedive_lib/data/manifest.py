@@ -55,7 +55,10 @@ def validate_manifest(frame: pd.DataFrame, root: str | os.PathLike | None = None
         raise ManifestError(f"{name}: no rows")
     for column in ("pid", "camid"):
         if not pd.api.types.is_integer_dtype(frame[column]):
-            raise ManifestError(f"{name}: column {column!r} must hold integers, got {frame[column].dtype}")
+            values = pd.to_numeric(frame[column], errors="coerce")
+            not_integer = values.isna() | (values != values.round())
+            where = f": {_rows(not_integer, frame, column)}" if not_integer.any() else f" (dtype {frame[column].dtype})"
+            raise ManifestError(f"{name}: column {column!r} must hold integers{where}; fill in or drop those rows")
     paths = frame["path"].astype(str)
     checks = [
         (~frame["split"].isin(SPLITS), f"unknown split (use one of {SPLITS})", "split"),
@@ -68,6 +71,11 @@ def validate_manifest(frame: pd.DataFrame, root: str | os.PathLike | None = None
     for mask, problem, column in checks:
         if mask.any():
             raise ManifestError(f"{name}: {problem}: {_rows(mask, frame, column)}")
+    if "keypoints" in frame.columns:
+        malformed = frame["keypoints"].map(lambda value: not _keypoints_are_valid(value))
+        if malformed.any():
+            raise ManifestError(f"{name}: malformed keypoints (want a JSON list of 17 [u, v, confidence] or empty): "
+                                f"{_rows(malformed, frame)}; re-estimate them or leave the cells empty")
     if root is not None:
         root = Path(root)
         if not root.is_dir():
@@ -81,6 +89,16 @@ def validate_manifest(frame: pd.DataFrame, root: str | os.PathLike | None = None
                 raise ManifestError(f"{name}: unreadable images (corrupt or not an image): {_rows(~readable, frame)}; "
                                     "remove them or fix the files")
     return frame
+
+
+def _keypoints_are_valid(value) -> bool:
+    """An empty cell, or the JSON of 17 ``[u, v, confidence]`` numbers."""
+    if not isinstance(value, str):
+        return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+    try:
+        return not value or np.asarray(json.loads(value), float).shape == (17, 3)
+    except (ValueError, TypeError):
+        return False
 
 
 def _image_is_readable(path: Path) -> bool:
@@ -115,7 +133,6 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike, root: str | os.
     if path.suffix not in (".csv", ".parquet"):
         raise ValueError(f"manifest file must end in .csv or .parquet, got {path.name}")
     validate_manifest(frame, root, name=path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:  # e.g. a column Parquet cannot store: no partial file, no temp file
         if path.suffix == ".csv":
             frame.to_csv(tmp, index=False)
@@ -129,13 +146,18 @@ def read_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} not found; build it with the data set loaders first")
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype={"path": str, "pose_id": str, "parent": str, "condition_id": str,
-                                         "content_hash": str, "keypoints": str})
-    elif path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
+    if path.suffix not in (".csv", ".parquet"):
         raise ValueError(f"manifest file must end in .csv or .parquet, got {path.name}")
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype={"path": str, "pose_id": str, "parent": str, "condition_id": str,
+                                             "content_hash": str, "keypoints": str})
+        else:
+            frame = pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as error:  # empty, truncated, not UTF-8, not Parquet
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ManifestError(f"{path.name}: not a readable {path.suffix[1:]} manifest ({first_line}); "
+                            "rebuild it with write_manifest or the data set loaders") from error
     return validate_manifest(frame, root, check_images=check_images, name=path.name)
 
 

@@ -68,10 +68,17 @@ def check_before_run(root: str | os.PathLike, folders: Iterable[str] = (), files
 
 
 def _image_files(folder: Path) -> list[str]:
-    """Sorted names of the image files in ``folder`` (hidden and non-image files ignored)."""
+    """Sorted names of the image files in ``folder`` (hidden and non-image files ignored); warns, naming
+    them, about subfolders, whose images are not read (a download unpacked one level too deep)."""
+    import warnings
+
     with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_file() and not e.name.startswith(".")
-                      and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+        entries = [e for e in entries if not e.name.startswith(".")]
+    subfolders = sorted(e.name for e in entries if e.is_dir())
+    if subfolders:
+        warnings.warn(f"{folder}: subfolder(s) {_listed(subfolders)} ignored, only the images directly in "
+                      f"{folder.name}/ are read; move their images up if they belong to the data set", stacklevel=2)
+    return sorted(e.name for e in entries if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
 
 
 def _market_rows(root: Path, sub: Path, dataset: str) -> list[dict]:
@@ -184,7 +191,11 @@ def _msmt_version(root: Path, version: str | None, lists: list[str]) -> str:
 
 def _msmt_rows(root: Path, list_name: str, image_dir: str, split: str) -> list[dict]:
     rows, bad = [], []
-    lines = (root / list_name).read_text().splitlines()
+    try:
+        lines = (root / list_name).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"msmt17: {list_name} is not a UTF-8 text file (byte {error.start}); use the list files "
+                         "of the MSMT17 download") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
