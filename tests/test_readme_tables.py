@@ -60,3 +60,21 @@ def test_notebook_minutes_reads_papermill_durations(tmp_path):
     assert "| `01_a.ipynb` | 2.0 |" in table and "| all notebooks | 2.5 |" in table
     with pytest.raises(FileNotFoundError, match="no executed notebooks"):
         notebook_minutes(tmp_path / "empty")
+
+
+def test_generator_study_table_pairs_seeds_and_bolds_the_met_target(tmp_path):
+    folder = tmp_path / "results/experiments"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"stage2_steps": [400, 1200], "rank1_generated": [0.2, 0.6], "closer_generated": [0.7, 0.9],
+                  "cos_same_generated": [0.2, 0.5], "cos_other_generated": [0.03, 0.01]}
+                 ).to_csv(folder / "generator_fine_tuning_identity.csv", index=False)
+    maps = {"baseline": [40, 50, 60], "stage2_400": [38, 47, 59], "stage2_400_tau_0.6": [41, 50, 61],
+            "stage2_1200": [42, 49, 63], "stage2_1200_tau_0.6": [40, 50, 60]}
+    extra = {"baseline": 0, "stage2_400": 480, "stage2_400_tau_0.6": 118, "stage2_1200": 480, "stage2_1200_tau_0.6": 122}
+    pd.DataFrame([{"setting": s, "seed": i, "mAP": m, "extra_images": extra[s]} for s, values in maps.items()
+                  for i, m in enumerate(values)]).to_csv(folder / "generator_fine_tuning_runs.csv", index=False)
+    lines = RENDERERS["fine_tuning"](tmp_path).splitlines()
+    assert lines[2] == "| 400 | 20.0% | 70.0% | 0.20 / 0.03 | -2.0 +- 1.0 (0/3) | 118 images, +0.7 +- 0.6 (2/3) |"
+    assert lines[3] == "| 1,200 | **60.0%** | **90.0%** | 0.50 / 0.01 | +1.3 +- 2.1 (2/3) | 122 images, +0.0 +- 0.0 (0/3) |"
+    with pytest.raises(FileNotFoundError, match="generator_identity_rank1.json is missing"):
+        RENDERERS["generator_identity"](tmp_path)

@@ -58,6 +58,12 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rerun the command that writes it (see the README)")
+    return json.loads(path.read_text())
+
+
 def _pm(mean: float, std: float) -> str:
     return f"{mean:.1f} +- {std:.1f}"
 
@@ -204,6 +210,75 @@ def split_controls_quality(root: Path) -> str:
                       "keypoints found, Pose-dIVE (oracle)"], rows)
 
 
+def oracle_check(root: Path) -> str:
+    """The first experiment (``cli oracle-check``): the biased train split with and without oracle renders."""
+    runs = _read(root / "results/experiments/oracle_check.csv")
+    summary, r1 = _summary(runs), runs.groupby("setting")["R1"].mean()
+    labels = {"baseline": "biased train split (front/back views, walking and standing)",
+              "oracle": "+ oracle renders of the same identities in diverse poses and views"}
+    rows = [[label, _pm(summary.at[key, "mean"], summary.at[key, "std"]), f"{r1[key]:.1f}",
+             "" if key == "baseline" else _change(summary.loc[key])] for key, label in labels.items()]
+    return _markdown(["Training data", "mAP", "R1", "paired mAP change (better on seeds)"], rows)
+
+
+def _identity_cells(scores: dict | pd.Series, suffix: str = "generated") -> list[str]:
+    """rank-1, closer share (bold where the identity target is met) and the same / other identity cosines."""
+    rank1, closer = scores[f"rank1_{suffix}"], scores[f"closer_{suffix}"]
+    return [f"**{rank1:.1%}**" if rank1 >= 0.5 else f"{rank1:.1%}", f"**{closer:.1%}**" if closer >= 0.8 else f"{closer:.1%}",
+            f"{scores[f'cos_same_{suffix}']:.2f} / {scores[f'cos_other_{suffix}']:.2f}"]
+
+
+def generator_identity(root: Path) -> str:
+    """The identity check of the quick profile's generator (``cli generator``), with its two references."""
+    scores = _read_json(root / "results/benchmarks/generator_identity_rank1.json")["details"]
+    rerun = root / "results/quick/identity.json"
+    again = (f"; {_read_json(rerun)['rank1_generated']:.1%} in the committed quick run, on a machine "
+             "whose kernels round differently") if rerun.is_file() else ""
+    steps = f"{scores['stage2_steps']:,} stage-2 steps from `{scores['pretrained']}`"
+    rows = [[f"generated image ({steps}; chance {1 / scores['identities']:.0%}{again})", *_identity_cells(scores)],
+            ["the reference image itself (copying it)", *_identity_cells(scores, "reference")],
+            ["the oracle render (a perfect generator)", *_identity_cells(scores, "oracle")]]
+    return _markdown(["Query", f"rank-1 among oracle renders of {scores['identities']} identities",
+                      "closer to own identity than to another in the same condition",
+                      "mean cosine, same / other identity"], rows)
+
+
+def _generator_study(root: Path, name: str, column: str, label: Callable[[int], str], prefix: str) -> list[list[str]]:
+    """One row per generator of a study: identity scores, the Re-ID change of its augmentation, unfiltered and
+    keypoint-filtered (tau 0.6) with the images kept."""
+    identity = _read(root / f"results/experiments/generator_{name}_identity.csv")
+    runs = _read(root / f"results/experiments/generator_{name}_runs.csv")
+    summary, extra = _summary(runs), runs.groupby("setting")["extra_images"].first()
+    rows = []
+    for _, scores in identity.iterrows():
+        setting = f"{prefix}{int(scores[column])}"
+        filtered = f"{setting}_tau_0.6"
+        rows.append([label(int(scores[column])), *_identity_cells(scores), _change(summary.loc[setting]),
+                     f"{extra[filtered]:,} images, {_change(summary.loc[filtered])}"])
+    return rows
+
+
+def _generator_header(first: str) -> list[str]:
+    return [first, "rank-1", "closer to own identity", "mean cosine, same / other identity",
+            "Re-ID mAP change, unfiltered", "kept at tau = 0.6, and its change"]
+
+
+def fine_tuning(root: Path) -> str:
+    """``cli fine-tuning``: the generator fine-tuned for several stage-2 lengths from the 2,000-step stage 1."""
+    rows = _generator_study(root, "fine_tuning", "stage2_steps", lambda steps: f"{steps:,}", "stage2_")
+    return _markdown(_generator_header("Stage-2 steps"), rows)
+
+
+def stage1_length(root: Path) -> str:
+    """``cli stage1-length``: stage 1 continued for more steps from the 2,000-step weights, then fine-tuned."""
+    def label(extra: int) -> str:
+        total = f"{2000 + extra:,}"
+        return f"{total} (its fp32 copy; the committed bf16 export is used by every run)" if extra == 4000 else total
+
+    rows = _generator_study(root, "stage1_length", "stage1_extra_steps", label, "stage1_plus_")
+    return _markdown(_generator_header("Stage-1 steps (total)"), rows)
+
+
 def notebook_minutes(run: Path) -> str:
     """How long each executed notebook of a run took (papermill's record in the notebook's metadata)."""
     rows, total = [], 0.0
@@ -226,6 +301,10 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "six_seeds": six_seeds,
     "split_controls": split_controls,
     "split_controls_quality": split_controls_quality,
+    "oracle_check": oracle_check,
+    "generator_identity": generator_identity,
+    "fine_tuning": fine_tuning,
+    "stage1_length": stage1_length,
 }
 
 
