@@ -78,3 +78,11 @@ def test_generator_study_table_pairs_seeds_and_bolds_the_met_target(tmp_path):
     assert lines[3] == "| 1,200 | **60.0%** | **90.0%** | 0.50 / 0.01 | +1.3 +- 2.1 (2/3) | 122 images, +0.0 +- 0.0 (0/3) |"
     with pytest.raises(FileNotFoundError, match="generator_identity_rank1.json is missing"):
         RENDERERS["generator_identity"](tmp_path)
+
+
+def test_cells_are_rounded_once(tmp_path):
+    # paired changes -1.35, -1.35, -1.341: mean -1.347, which rounds to -1.3 (-1.35 after a first rounding gives -1.4)
+    _write_main_runs(tmp_path, {"baseline": [40, 50, 60], "posedive": [38.65, 48.65, 58.659], "quantity": [40, 50, 60],
+                                "oracle": [50, 60, 70]})
+    posedive = next(line for line in reid_main(tmp_path).splitlines() if "Pose-dIVE" in line)
+    assert "| -1.3 +- 0.0 | 0/3 |" in posedive

@@ -103,7 +103,7 @@ CLAIM_CHECKS = [
 ]
 
 
-def claim_change(path: str | os.PathLike, better: str, worse: str) -> pd.Series | None:
+def claim_change(path: str | os.PathLike, better: str, worse: str, decimals: int | None = 2) -> pd.Series | None:
     """The seed-by-seed mAP change ``better - worse`` in a runs file (a row of
     :func:`~posedive_lib.reid.experiment.paired_summary`), or None when the file or a setting is missing."""
     from ..reid.experiment import paired_summary
@@ -114,7 +114,7 @@ def claim_change(path: str | os.PathLike, better: str, worse: str) -> pd.Series 
     runs = pd.read_csv(path)
     if not {better, worse} <= set(runs["setting"]):
         return None
-    return paired_summary(runs[runs["setting"].isin([better, worse])], worse).loc[better]
+    return paired_summary(runs[runs["setting"].isin([better, worse])], worse, decimals=decimals).loc[better]
 
 
 def claims(run_dir: str | os.PathLike) -> pd.DataFrame:

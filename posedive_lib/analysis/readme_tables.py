@@ -89,7 +89,8 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _summary(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    return paired_summary(runs, baseline)
+    """Unrounded, so that each cell is rounded once."""
+    return paired_summary(runs, baseline, decimals=None)
 
 
 def augmentation_quality(run: Path) -> str:
@@ -140,7 +141,7 @@ def ablations(run: Path) -> str:
 
 
 def _claim_cell(run: Path, file: str, setting: str, compared: str) -> str:
-    change = claim_change(run / file, setting, compared)
+    change = claim_change(run / file, setting, compared, decimals=None)
     return "n/a" if change is None else _change(change)
 
 
@@ -182,13 +183,12 @@ def six_seeds(root: Path) -> str:
 
 def split_controls(root: Path) -> str:
     """The MSMT17-S splits with their control settings (``cli split-controls``), paired against each baseline."""
-    summary = _read(root / "results/experiments/msmt17s_controls_summary.csv")
     header = ["Split", "Pose-dIVE, 4 per id", "2 per id", "1 per id", "in-domain, 4 per id",
               "oracle, 4 per id"]
     runs = _read(root / "results/experiments/msmt17s_controls_runs.csv")
     rows = []
     for split in ("cam", "pose"):
-        table = summary[summary["split"] == split].set_index("setting")
+        table = _summary(runs[runs["experiment"] == f"msmt17s_{split}"])
         base = runs[(runs["experiment"] == f"msmt17s_{split}") & (runs["setting"] == "baseline")]
         label = f"{split.capitalize()} ({int(base['train_images'].iloc[0])} train images)"
         rows.append([label, *(_change(table.loc[s]) for s in CONTROL_SETTINGS)])

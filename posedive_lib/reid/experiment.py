@@ -82,15 +82,17 @@ def train_and_evaluate(train: pd.DataFrame, test: pd.DataFrame, root, out_dir, s
     return {**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}, "train_images": len(train)}
 
 
-def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP") -> pd.DataFrame:
-    """Per setting: mean and std of ``metric`` and of its seed-by-seed difference to ``baseline``."""
+def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP", decimals: int | None = 2) -> pd.DataFrame:
+    """Per setting: mean and std of ``metric`` and of its seed-by-seed difference to ``baseline``, rounded to
+    ``decimals`` (None: unrounded, for tables that round once more)."""
     table = results.pivot(index="seed", columns="setting", values=metric)
     if baseline not in table:
         raise ValueError(f"baseline setting {baseline!r} not in results ({list(table.columns)})")
     diff = table.sub(table[baseline], axis=0)
-    return pd.DataFrame({"mean": table.mean(), "std": table.std(ddof=1), "paired_diff_mean": diff.mean(),
-                         "paired_diff_std": diff.std(ddof=1), "better_on_seeds": (diff > 0).sum(),
-                         "seeds": table.count()}).round(2)
+    summary = pd.DataFrame({"mean": table.mean(), "std": table.std(ddof=1), "paired_diff_mean": diff.mean(),
+                            "paired_diff_std": diff.std(ddof=1), "better_on_seeds": (diff > 0).sum(),
+                            "seeds": table.count()})
+    return summary if decimals is None else summary.round(decimals)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
