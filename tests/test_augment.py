@@ -72,6 +72,51 @@ def test_oracle_mode_renders_the_true_identities(smoke_world, train, gallery, tm
         augment(train, smoke_world.root, gallery, tmp_path / "x", AugmentConfig())
 
 
+@pytest.mark.parametrize("damage", ["cut inside a row", "empty journal", "cut header"])
+def test_resume_survives_a_journal_cut_anywhere(smoke_world, train, gallery, tmp_path, damage):
+    from posedive_lib.data.synthetic.world import OracleRenderer
+
+    oracle, config = OracleRenderer(smoke_world.config), AugmentConfig(per_id=2, batch=4)
+    assert augment(train, smoke_world.root, gallery, tmp_path, config, oracle=oracle, tag="oracle", progress=False,
+                   stop_after_batches=2) is None
+    journal = tmp_path / "journal" / "process000.csv"
+    text = journal.read_text()
+    if damage == "cut inside a row":  # killed while writing a row, inside its quoted keypoints
+        last = text.splitlines()[-1]
+        journal.write_text(text + last[: last.index("[[") + 20])
+    else:
+        journal.write_text("" if damage == "empty journal" else text[:15])
+    manifest = augment(train, smoke_world.root, gallery, tmp_path, config, oracle=oracle, tag="oracle", progress=False)
+    expected = plan_augmentation(train, gallery, config, "oracle")
+    assert manifest["path"].tolist() == expected["path"].tolist()
+    assert manifest["seed"].tolist() == expected["seed"].tolist() and manifest["keypoints"].notna().all()
+
+
+def test_augmentation_folder_of_another_plan_is_refused(smoke_world, train, gallery, tmp_path):
+    from posedive_lib.data.synthetic.world import OracleRenderer
+
+    oracle = OracleRenderer(smoke_world.config)
+    augment(train, smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=1, batch=8), oracle=oracle, progress=False)
+    for other in (AugmentConfig(per_id=2, batch=8), AugmentConfig(per_id=1, batch=8, seed=9)):
+        with pytest.raises(ValueError, match="another plan.*delete that folder or give another out_root"):
+            augment(train, smoke_world.root, gallery, tmp_path, other, oracle=oracle, progress=False)
+    with pytest.raises(ValueError, match="another plan"):
+        augment(train.iloc[::2], smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=1, batch=8), oracle=oracle,
+                progress=False)
+    again = augment(train, smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=1, batch=16), oracle=oracle,
+                    progress=False)  # the batch size does not change the images
+    assert len(again) == train["pid"].nunique()
+
+
+def test_augmentation_input_errors(train, gallery):
+    with pytest.raises(ValueError, match=r"lacks columns \['camid'\]"):
+        plan_augmentation(train.drop(columns="camid"), gallery, AugmentConfig(), "generated")
+    with pytest.raises(ValueError, match="whole numbers of at least 1"):
+        AugmentConfig(per_id=1.5)
+    with pytest.raises(ValueError, match="whole numbers of at least 1"):
+        AugmentConfig(per_id=0)
+
+
 RUN = """
 import sys
 from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery

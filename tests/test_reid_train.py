@@ -73,6 +73,12 @@ def test_interrupted_training_resumes_exactly(world, tmp_path):
     a, b = load_file(straight), load_file(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "b" / "checkpoint").exists()
+    from dataclasses import replace
+
+    train_reid(train, world.root, tmp_path / "c", TINY, progress=False, stop_after=3)
+    for folder in ("b", "c"):  # a finished run is not reused, an interrupted one not resumed, with other settings
+        with pytest.raises(ValueError, match=r"other settings: lr=0\.00035 \(asked 0\.001\); delete that folder"):
+            train_reid(train, world.root, tmp_path / folder, replace(TINY, lr=1e-3), progress=False)
 
 
 def test_features_from_a_trained_model(world, tmp_path):

@@ -11,8 +11,11 @@ each image's parent, condition, pose id, viewpoint and seed.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,9 @@ class AugmentConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if min(self.per_id, self.steps, self.batch) < 1:
-            raise ValueError("per_id, steps and batch must be at least 1")
+        if not all(isinstance(v, (int, np.integer)) and v >= 1 for v in (self.per_id, self.steps, self.batch)):
+            raise ValueError(f"per_id, steps and batch must be whole numbers of at least 1, got {self.per_id}, "
+                             f"{self.steps} and {self.batch}")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must not be negative (1 or less: no classifier-free guidance), got "
                              f"{self.guidance_scale}")
@@ -44,6 +48,11 @@ def plan_augmentation(train: pd.DataFrame, gallery: ConditionGallery, config: Au
     """One row per new image: pid, slot, reference (parent) row and gallery condition, output path, seed."""
     if train.empty:
         raise ValueError("no training rows to augment")
+    missing = [c for c in ("path", "pid", "camid", "dataset") if c not in train.columns]
+    if missing:
+        raise ValueError(f"the training manifest lacks columns {missing}; build it with new_manifest or a data set loader")
+    if len(gallery) == 0:
+        raise ValueError("the condition gallery is empty; build it with at least one condition")
     pids = np.sort(train["pid"].unique())
     by_pid = {int(p): np.flatnonzero(train["pid"].to_numpy() == p) for p in pids}
     rows = []
@@ -61,13 +70,41 @@ def _journal(out_root: Path, process: int) -> Path:
     return out_root / "journal" / f"process{process:03d}.csv"
 
 
+def _read_journal(journal: Path) -> pd.DataFrame:
+    """The complete rows of a journal: a last line cut short by a kill (no newline yet) is left out."""
+    text = journal.read_bytes()
+    complete = text[:text.rfind(b"\n") + 1].decode("utf-8")
+    if complete.count("\n") < 2:  # no header, or a header without rows
+        return pd.DataFrame(columns=["path"])
+    return pd.read_csv(io.StringIO(complete), dtype={"pose_id": str, "keypoints": str})
+
+
 def _done(out_root: Path) -> set[str]:
     """Paths recorded in any journal whose image exists (an image without a journal row is redone)."""
     done = set()
     for journal in sorted((out_root / "journal").glob("process*.csv")):
-        frame = pd.read_csv(journal, usecols=["path"], on_bad_lines="skip")
-        done |= {p for p in frame["path"] if (out_root / p).is_file()}
+        done |= {p for p in _read_journal(journal)["path"] if (out_root / p).is_file()}
     return done
+
+
+def _plan_digest(plan: pd.DataFrame, train: pd.DataFrame, gallery: ConditionGallery) -> str:
+    """What the images will be: the plan with each reference's path and each condition's id."""
+    described = plan.assign(parent=train["path"].to_numpy()[plan["reference"].to_numpy()],
+                            condition_id=gallery.table["condition_id"].to_numpy()[plan["condition"].to_numpy()])
+    return hashlib.sha1(described.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def _check_plan(out_root: Path, digest: str, config: AugmentConfig) -> None:
+    """Refuse an ``out_root`` that holds images of another plan (other identities, count, seed or gallery)."""
+    record = out_root / "plan.json"
+    if record.is_file():
+        if json.loads(record.read_text()).get("digest") != digest:
+            raise ValueError(f"{out_root} holds an augmentation of another plan (other training rows, gallery, "
+                             "per_id or seed); delete that folder or give another out_root")
+        return
+    out_root.mkdir(parents=True, exist_ok=True)
+    with atomic_output(record) as tmp:
+        tmp.write_text(json.dumps({"digest": digest, "config": asdict(config)}, indent=1))
 
 
 def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGallery, out_root: str | os.PathLike,
@@ -86,10 +123,12 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
         raise ValueError("give exactly one of generator= (generation) or oracle= (true renders on the synthetic world)")
     out_root, root = Path(out_root), Path(root)
     manifest_path = out_root / "manifest.csv"
+    plan = plan_augmentation(train, gallery, config, tag)
+    state = PartialState()
+    if state.is_main_process:
+        _check_plan(out_root, _plan_digest(plan, train, gallery), config)
     if manifest_path.is_file():
         return pd.read_csv(manifest_path, dtype={"pose_id": str, "keypoints": str})
-    state = PartialState()
-    plan = plan_augmentation(train, gallery, config, tag)
     pids = np.sort(plan["pid"].unique())
     mine = set(pids[state.process_index::state.num_processes].tolist())
     done = _done(out_root)
@@ -118,8 +157,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    frames = [pd.read_csv(j, dtype={"pose_id": str, "keypoints": str}, on_bad_lines="skip")
-              for j in sorted((out_root / "journal").glob("process*.csv"))]
+    frames = [_read_journal(j) for j in sorted((out_root / "journal").glob("process*.csv"))]
     finished = pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="last")
     finished = finished.set_index("path").loc[plan["path"]].reset_index()  # plan order; fails loudly if any is missing
     manifest = new_manifest(finished)
@@ -128,13 +166,12 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
 
 
 def _append(journal: Path, records: pd.DataFrame) -> None:
-    """Append rows; a line cut short by a kill is ended first (and skipped when read)."""
-    exists = journal.is_file() and journal.stat().st_size > 0
-    if exists:
+    """Append rows; a last line cut short by a kill is removed first (its images are redone)."""
+    if journal.is_file():
         with open(journal, "rb+") as handle:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
+            text = handle.read()
+            handle.truncate(text.rfind(b"\n") + 1)  # 0 when not even the header is complete
+    exists = journal.is_file() and journal.stat().st_size > 0
     records.to_csv(journal, mode="a", header=not exists, index=False)
 
 

@@ -89,6 +89,23 @@ def _lr_factor(config: TrainConfig):
     return factor
 
 
+def _check_same_config(out_dir: Path, config: TrainConfig) -> None:
+    """Refuse to reuse or resume a run folder that was trained with other settings."""
+    record = out_dir / "train_config.json"
+    if not record.is_file():
+        return
+    try:
+        stored = json.loads(record.read_text())
+    except ValueError:
+        raise ValueError(f"{record} is damaged; delete {out_dir} and train again") from None
+    wanted = json.loads(json.dumps(asdict(config)))
+    differ = sorted(k for k in wanted.keys() & stored.keys() if wanted[k] != stored[k])
+    if differ:
+        shown = ", ".join(f"{k}={stored[k]!r} (asked {wanted[k]!r})" for k in differ[:4])
+        raise ValueError(f"{out_dir} holds a Re-ID run with other settings: {shown}; delete that folder or train "
+                         "into another one")
+
+
 def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
                progress: bool = True, in_memory: bool = True, stop_after: int | None = None) -> Path:
     """Train on the rows of ``frame`` (all of them: select the train split first); return the weights file.
@@ -112,6 +129,7 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
 
     out_dir = Path(out_dir)
     weights = out_dir / "model.safetensors"
+    _check_same_config(out_dir, config)
     if weights.is_file():
         return weights
     accelerator = make_accelerator(config.mixed_precision, gpu_default="fp16")
