@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -220,6 +221,12 @@ def _check_seeds(seeds) -> None:
         raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
 
 
+def _is_saved_generator(folder: Path) -> bool:
+    from .generator.model import is_saved_generator  # imported here: torch and diffusers load slowly
+
+    return is_saved_generator(folder)
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse impossible values at once (one line, before any world is built), not minutes into a run."""
     if getattr(args, "seeds", None) is not None:
@@ -236,6 +243,19 @@ def _check_arguments(args: argparse.Namespace) -> None:
     extra = getattr(args, "extra_steps", None)
     if extra is not None and min(extra) < 0:
         raise SystemExit(f"--extra-steps must be non-negative (0: the weights as they are), got {extra}")
+    pretrained = getattr(args, "pretrained", None)
+    if pretrained is not None and not _is_saved_generator(PROJECT_ROOT / pretrained):
+        raise SystemExit(f"--pretrained {pretrained}: no saved generator there (generator.json missing); pass a folder "
+                         f"written by PoseDiveGenerator.save_pretrained, e.g. {STAGE1_WEIGHTS}")
+    if args.command == "generator" and pretrained is not None:
+        given = [f for f, v in (("--export-stage1", args.export_stage1), ("--stage1-steps", args.stage1_steps),
+                                ("--vae-steps", args.vae_steps)) if v]
+        if given:
+            raise SystemExit(f"{' and '.join(given)} set(s) the stage 1 that this command trains, but --pretrained "
+                             "skips it: drop one or the other")
+    out = getattr(args, "out", None)
+    if args.command == "oracle-check" and out is not None and (out.is_dir() or out.suffix != ".csv"):
+        raise SystemExit(f"--out {out}: give the path of a CSV file (e.g. results/experiments/oracle_check.csv)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     gen_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     gen_p.add_argument("--stage1-steps", type=int, default=None, help="default: the tiny_stage1 preset")
     gen_p.add_argument("--stage2-steps", type=int, default=None, help="default: the profile's")
-    gen_p.add_argument("--vae-steps", type=int, default=1500)
+    gen_p.add_argument("--vae-steps", type=int, default=None, help="default 1500")
     gen_p.add_argument("--pretrained", default=None, help="a saved stage-1 generator: skip the VAE and stage 1")
     gen_p.add_argument("--out", type=Path, default=None, help="figure folder (default results/generator)")
     gen_p.add_argument("--export-stage1", action="store_true",
@@ -291,13 +311,22 @@ def main(argv: list[str] | None = None) -> int:
     tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
     _check_arguments(args)
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError, NotImplementedError) as error:  # bad input: one line, the fix included
+        if os.environ.get("POSEDIVE_TRACEBACK"):
+            raise
+        raise SystemExit(f"posedive {args.command}: {error}\n(set POSEDIVE_TRACEBACK=1 for the traceback)") from None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         run(args.profile, args.out, args.seed, args.workers, not args.skip_notebooks, tuple(args.seeds), args.device)
     elif args.command == "oracle-check":
         oracle_check(args.profile, args.seeds, args.out, args.iterations)
     elif args.command == "generator":
-        generator(args.profile, args.stage1_steps, args.stage2_steps, args.pretrained, args.vae_steps, args.out, args.seed,
-                  args.export_stage1)
+        generator(args.profile, args.stage1_steps, args.stage2_steps, args.pretrained, args.vae_steps or 1500, args.out,
+                  args.seed, args.export_stage1)
     elif args.command == "fine-tuning":
         fine_tuning(args.profile, args.seeds, args.stage2_steps, args.pretrained, args.out)
     elif args.command == "stage1-length":

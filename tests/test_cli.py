@@ -44,6 +44,10 @@ def test_run_passes_its_seeds_to_every_notebook_and_rejects_repeated_ones(tmp_pa
     (["split-controls", "--seeds", "-1"], "--seeds must be distinct non-negative"),
     (["run", "--workers", "-3"], "--workers must be at least 1"),
     (["run", "--seed", "-1"], "--seed must be non-negative"),
+    (["fine-tuning", "--pretrained", "results"], "--pretrained results: no saved generator there"),
+    (["generator", "--pretrained", "models/tiny-stage1", "--export-stage1"], "--export-stage1 set.* drop one"),
+    (["generator", "--pretrained", "models/tiny-stage1", "--stage1-steps", "9"], "--stage1-steps set.* drop one"),
+    (["oracle-check", "--out", "results"], "--out results: give the path of a CSV file"),
 ])
 def test_impossible_arguments_are_refused_before_any_work(argv, problem, monkeypatch):
     from posedive_lib.data.synthetic import world
@@ -51,6 +55,20 @@ def test_impossible_arguments_are_refused_before_any_work(argv, problem, monkeyp
     monkeypatch.setattr(world, "build_world", lambda *a, **k: pytest.fail("built a world before checking arguments"))
     with pytest.raises(SystemExit, match=problem):
         main(argv)
+
+
+def test_library_errors_are_one_line(monkeypatch, capsys):
+    from posedive_lib import cli
+
+    def bad_input(*args):
+        raise FileNotFoundError("data root /nowhere is not a folder")
+
+    monkeypatch.setattr(cli, "split_controls", bad_input)
+    with pytest.raises(SystemExit, match="^posedive split-controls: data root /nowhere is not a folder\n"):
+        main(["split-controls"])
+    monkeypatch.setenv("POSEDIVE_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        main(["split-controls"])
 
 
 def test_unknown_profile_is_rejected(capsys):

@@ -242,6 +242,18 @@ def test_identity_check_is_cached_by_generator_weights_and_probe(smoke_world, tm
     assert sampled == [1] and other["rank1_reference"] == scores["rank1_reference"]
 
 
+def test_export_stage1_keeps_the_loss_log_even_onto_its_own_folder(tmp_path):
+    from posedive_lib.generator.experiment import export_stage1
+
+    source = tmp_path / "stage1" / "generator"
+    tiny_generator(image_size=SIZE, seed=0).save_pretrained(source)
+    (tmp_path / "stage1" / "loss.csv").write_text("step,loss\n1,0.5\n")  # a training run: the log next to the weights
+    exported = export_stage1(source, tmp_path / "export")
+    assert (exported / "loss.csv").read_text() == "step,loss\n1,0.5\n"
+    assert export_stage1(exported, exported) == exported  # exported onto itself: its own log survives
+    assert (exported / "loss.csv").read_text() == "step,loss\n1,0.5\n"
+
+
 def test_stage_configs_take_the_profiles_fine_tuning_length_unless_given():
     from posedive_lib.generator.experiment import stage_configs
     from posedive_lib.profiles import PROFILES

@@ -43,10 +43,11 @@ def export_stage1(generator_dir: str | os.PathLike, target: str | os.PathLike | 
     """Save a trained stage-1 generator in bfloat16 (small enough to commit) to ``target``."""
     target = Path(target or PROJECT_ROOT / STAGE1_WEIGHTS)
     generator = PoseDiveGenerator.from_pretrained(generator_dir)
-    generator.to(torch.bfloat16).save_pretrained(target)
     log = stage1_loss_log(generator_dir)
+    log = log.read_bytes() if log is not None else None  # read first: the target may be the source folder
+    generator.to(torch.bfloat16).save_pretrained(target)
     if log is not None:  # the stage-1 loss curve travels with the weights
-        shutil.copyfile(log, target / "loss.csv")
+        (target / "loss.csv").write_bytes(log)
     return target
 
 
