@@ -83,3 +83,29 @@ def test_amass_loader_errors(tmp_path):
     np.savez(tmp_path / "wide.npz", poses=np.zeros((3, 50)), betas=np.zeros(10), trans=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="72\\|156\\|165"):
         AmassPoses(tmp_path / "wide.npz")
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("truncated", "not a readable .npz file"),
+    ("garbage", "not a readable .npz file"),
+    ("npy", "a single .npy array"),
+    ("no frames", "empty or holds NaN"),
+    ("nan", "empty or holds NaN"),
+])
+def test_amass_damaged_file_is_named(tmp_path, damage, problem):
+    path, full = tmp_path / "seq.npz", tmp_path / "full.npz"
+    poses = np.zeros((0 if damage == "no frames" else 3, 72))
+    if damage == "nan":
+        poses[1, 5] = np.nan
+    np.savez(full, poses=poses, betas=np.zeros(10), trans=np.zeros((len(poses), 3)))
+    if damage == "truncated":
+        path.write_bytes(full.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(b"\x93NUMPY garbage" * 10)
+    elif damage == "npy":
+        np.save(tmp_path / "seq.npy", poses)
+        (tmp_path / "seq.npy").rename(path)
+    else:
+        full.rename(path)
+    with pytest.raises(ValueError, match=rf"seq\.npz: .*{problem}"):
+        AmassPoses(path)

@@ -72,6 +72,31 @@ def test_split_errors():
         make_split(frame, "cam", half_width=80)
     with pytest.raises(ValueError, match="needs \\['azimuth'\\]"):
         apply_split(frame.drop(columns="azimuth"), make_split(frame, "cam"))
+    with pytest.raises(ValueError, match="1 identities with test_fraction=0.5 leave no identity for test"):
+        make_split(frame[frame.pid == 1], "cam")
+    with pytest.raises(ValueError, match="2 identities with test_fraction=0.9 leave no identity for train"):
+        make_split(frame[frame.pid <= 2], "cam", test_fraction=0.9)
+    with pytest.raises(ValueError, match="6 identities with test_fraction=0.01 leave no identity for test"):
+        make_split(frame, "cam", test_fraction=0.01)
+    with pytest.raises(ValueError, match="needs \\['pid'\\]"):
+        make_split(frame.drop(columns="pid"), "cam")
+    with pytest.raises(ValueError, match="at least one train sector"):
+        make_split(frame, "cam", train_sectors=())
+    for clusters, fraction in ((1, 0.5), (0, 0.5), (2.5, 0.5), (4, 0.0), (4, 1.5)):
+        with pytest.raises(ValueError, match="clusters >= 2 and train_cluster_fraction in \\(0, 1\\)"):
+            make_split(frame, "pose", clusters=clusters, train_cluster_fraction=fraction)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "not found"), ("{not json", "not valid JSON"), ('{"kind": "colour"}', "'kind' must be 'cam' or 'pose'"),
+    ('[1, 2]', "'kind' must be"), ('{"kind": "pose", "train_pids": [], "test_pids": []}', "without \\['centres'"),
+])
+def test_load_split_names_a_bad_definition_file(tmp_path, content, problem):
+    path = tmp_path / "split.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises((ValueError, FileNotFoundError), match=problem):
+        load_split(path)
 
 
 def test_split_sizes_count_images_and_identities_per_side():

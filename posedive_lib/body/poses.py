@@ -289,16 +289,35 @@ class AmassPoses(PoseSource):
             raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
         self.frames: list[tuple[str, int, np.ndarray]] = []
         for path in expanded:
-            with np.load(path) as data:
-                missing = [k for k in self.REQUIRED_KEYS if k not in data.files]
-                if missing:
-                    raise ValueError(f"{path} is not an AMASS sequence: missing keys {missing} (found {data.files})")
-                poses = np.asarray(data["poses"], float)
+            poses = self._read_poses(path)
             if poses.ndim != 2 or poses.shape[1] not in (72, 156, 165):
                 raise ValueError(f"{path}: 'poses' must be (frames, 72|156|165), got {poses.shape}")
+            if len(poses) == 0 or not np.isfinite(poses).all():
+                raise ValueError(f"{path}: 'poses' is empty or holds NaN/inf values; leave this sequence out")
             for frame in range(0, len(poses), frame_stride):
                 self.frames.append((path.stem, frame, poses[frame]))
         super().__init__(seed=0, size=len(self.frames))
+
+    @classmethod
+    def _read_poses(cls, path: Path) -> np.ndarray:
+        """The ``poses`` array of one sequence file, or a one-line error naming the file."""
+        import zipfile
+
+        unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # truncated, not .npz, pickled
+        try:
+            data = np.load(path)
+        except unreadable as error:
+            raise ValueError(f"{path}: not a readable .npz file ({type(error).__name__}); download it again") from None
+        if not hasattr(data, "files"):
+            raise ValueError(f"{path}: a single .npy array, not an .npz of arrays; use the AMASS download as it is")
+        with data:
+            missing = [k for k in cls.REQUIRED_KEYS if k not in data.files]
+            if missing:
+                raise ValueError(f"{path} is not an AMASS sequence: missing keys {missing} (found {data.files})")
+            try:
+                return np.asarray(data["poses"], float)
+            except unreadable as error:
+                raise ValueError(f"{path}: not a readable .npz file ({type(error).__name__}); download it again") from None
 
     def _make(self, index, rng, pose_id):
         stem, frame, vec = self.frames[index]

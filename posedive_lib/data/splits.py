@@ -65,9 +65,19 @@ def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: flo
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    _require(frame, ["pid", "camid", "path"], kind)
+    if kind == "pose" and (int(clusters) != clusters or clusters < 2 or not 0 < train_cluster_fraction < 1):
+        raise ValueError(f"need a whole number of clusters >= 2 and train_cluster_fraction in (0, 1), got {clusters} "
+                         f"and {train_cluster_fraction}")
+    if kind == "cam" and len(train_sectors) == 0:
+        raise ValueError("give at least one train sector (azimuth in degrees, e.g. (0, 180) for front and back)")
     rng = np.random.default_rng(seed)
     pids = np.array(sorted(frame["pid"].unique()))
-    test_pids = set(rng.choice(pids, size=max(1, round(test_fraction * len(pids))), replace=False).tolist())
+    n_test = round(test_fraction * len(pids))
+    if not 1 <= n_test < len(pids):
+        raise ValueError(f"{len(pids)} identities with test_fraction={test_fraction} leave no identity for "
+                         f"{'test' if n_test < 1 else 'train'}; use more identities or another test_fraction")
+    test_pids = set(rng.choice(pids, size=n_test, replace=False).tolist())
     definition = {"kind": kind, "seed": seed, "test_fraction": test_fraction,
                   "train_pids": [int(p) for p in pids if p not in test_pids], "test_pids": sorted(int(p) for p in test_pids)}
     if kind == "cam":
@@ -127,8 +137,26 @@ def save_split(definition: dict, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+SPLIT_KEYS = {"cam": ("train_pids", "test_pids", "half_width", "gap", "train_sectors"),
+              "pose": ("train_pids", "test_pids", "centres", "train_clusters")}
+
+
 def load_split(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
+    """A definition written by :func:`save_split`, checked for its kind's keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split definition {path} not found; make it with make_split and save_split")
+    try:
+        definition = json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON; make the split again with make_split and save_split") from None
+    kind = definition.get("kind") if isinstance(definition, dict) else None
+    if kind not in SPLIT_KEYS:
+        raise ValueError(f"{path}: 'kind' must be 'cam' or 'pose', got {kind!r}; is it a split definition?")
+    missing = [k for k in SPLIT_KEYS[kind] if k not in definition]
+    if missing:
+        raise ValueError(f"{path}: a {kind} split definition without {missing}; make it again with make_split")
+    return definition
 
 
 def split_sizes(frame: pd.DataFrame) -> pd.DataFrame:
