@@ -34,28 +34,37 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     it then replaces a folder at ``path``.
     """
     path = Path(path)
-    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if tmp.is_dir():  # left by a killed run
-        shutil.rmtree(tmp)
-    replaced = False
-    try:
-        yield tmp
-        if tmp.is_dir() and path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        replaced = True
-    finally:
-        if tmp.is_dir():
+    with parent_folders(path):
+        if tmp.is_dir():  # left by a killed run
             shutil.rmtree(tmp)
-        else:
-            tmp.unlink(missing_ok=True)
-        for folder in created if not replaced else ():
+        try:
+            yield tmp
+            if tmp.is_dir() and path.is_dir():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def parent_folders(path: str | os.PathLike) -> Iterator[None]:
+    """Create the folders above ``path``; if the block fails, remove again those it created (while empty)."""
+    parent = Path(path).parent
+    created = [folder for folder in (parent, *parent.parents) if not folder.exists()]  # deepest first
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
             try:
                 folder.rmdir()  # only while empty: never removes what others wrote there meanwhile
             except OSError:
                 break
+        raise
 
 
 def config_key(config, extra=None, length: int = 10) -> str:

@@ -98,6 +98,14 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     assert len(calls) == 3 and sorted(os.listdir(tmp_path)) == ["data"]
 
 
+def test_corrupt_png_is_named_and_leaves_no_folders(tmp_path):
+    frame = _manifest(tmp_path / "data")
+    (tmp_path / "data" / "gen" / "c.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(ValueError, match=r"cannot read or convert image .*c\.png .*check_images=True"):
+        export_market_layout(frame, tmp_path / "data", tmp_path / "new" / "deeper" / "out")
+    assert sorted(os.listdir(tmp_path)) == ["data"]  # neither the export nor the folders made for it
+
+
 def test_hard_links_and_separate_roots(tmp_path):
     real = _manifest(tmp_path / "real", [("a.jpg", 1, 1, "train", "real"), ("b.jpg", 2, 2, "query", "real"),
                                          ("c.jpg", 2, 3, "gallery", "real")])

@@ -284,6 +284,19 @@ def test_impossible_generator_and_sampling_settings_are_named():
         AugmentConfig(guidance_scale=-2.0)
 
 
+def test_a_damaged_saved_generator_is_named(tmp_path):
+    from posedive_lib.generator.model import PoseDiveGenerator
+
+    tiny_generator(image_size=SIZE, seed=0).save_pretrained(tmp_path / "g")
+    for weights in (tmp_path / "g" / "denoising_unet").glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ValueError, match="component 'denoising_unet' in .* cannot be loaded .*save the generator again"):
+        PoseDiveGenerator.from_pretrained(tmp_path / "g")
+    (tmp_path / "g" / "generator.json").write_text("{}")
+    with pytest.raises(ValueError, match="generator.json is damaged"):
+        PoseDiveGenerator.from_pretrained(tmp_path / "g")
+
+
 def test_a_folder_that_is_not_a_saved_generator_is_refused_and_left_alone(tmp_path):
     """E.g. a Stable Diffusion download passed as the stage-1 start: never trained into or replaced."""
     from posedive_lib.generator.experiment import train_stages

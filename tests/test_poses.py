@@ -109,3 +109,20 @@ def test_amass_damaged_file_is_named(tmp_path, damage, problem):
         full.rename(path)
     with pytest.raises(ValueError, match=rf"seq\.npz: .*{problem}"):
         AmassPoses(path)
+
+
+def test_impossible_pose_and_gallery_settings_are_refused():
+    from posedive_lib.augment.condition_gallery import GalleryConfig
+    from posedive_lib.reid.train import TrainConfig
+
+    for jitter in (-5, float("nan")):
+        with pytest.raises(ValueError, match="jitter_deg is a standard deviation"):
+            ExternalPoseLibrary(jitter_deg=jitter)
+    with pytest.raises(ValueError, match="seed must be non-negative"):
+        GaitPoses(seed=-1)
+    with pytest.raises(ValueError, match="positive width and height"):
+        GalleryConfig(width=-64)
+    with pytest.raises(ValueError, match="walk_fraction"):
+        GalleryConfig(walk_fraction=2)
+    with pytest.raises(ValueError, match="lr and lr_head must be positive"):
+        TrainConfig(lr=float("nan"))

@@ -42,6 +42,10 @@ class GalleryConfig:
             raise ValueError(f"unknown gallery mode {self.mode!r}; use one of {MODES}")
         if self.size < 1:
             raise ValueError(f"gallery size must be at least 1, got {self.size}")
+        if min(self.width, self.height) < 1:
+            raise ValueError(f"gallery maps need a positive width and height, got {self.width} x {self.height}")
+        if not 0 <= self.walk_fraction <= 1:
+            raise ValueError(f"walk_fraction is a share of gait poses in [0, 1], got {self.walk_fraction}")
         ViewpointSampler(self.elevation, self.azimuth)  # validates the ranges
 
 

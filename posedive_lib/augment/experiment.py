@@ -30,6 +30,8 @@ def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, ga
     from ..data.synthetic.world import OracleRenderer
     from ..generator.model import PoseDiveGenerator
 
+    # the generator first: a damaged folder is named before the gallery is rendered
+    generator = None if generator_dir is None else PoseDiveGenerator.from_pretrained(generator_dir).eval()
     custom = train is not None
     train = world.subset("train") if train is None else train.reset_index(drop=True)
     gallery_config = GalleryConfig(size=gallery_size, mode=mode, width=world.config.width, height=world.config.height,
@@ -46,7 +48,6 @@ def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, ga
         manifest = augment(train, world.root, gallery, world.root / folder, config, oracle=OracleRenderer(world.config),
                            tag=tag, progress=progress)
     else:
-        generator = PoseDiveGenerator.from_pretrained(generator_dir).eval()
         manifest = augment(train, world.root, gallery, world.root / folder, config, generator=generator, tag=tag,
                            progress=progress)
     return manifest.assign(path=folder.as_posix() + "/" + manifest["path"], set=f"{tag}_{mode}", gallery_mode=mode)

@@ -119,6 +119,8 @@ class PoseSource(ABC):
     def __init__(self, seed: int = 0, size: int = 1000):
         if size <= 0:
             raise ValueError(f"pose source size must be positive, got {size}")
+        if seed < 0:
+            raise ValueError(f"pose source seed must be non-negative, got {seed}")
         self.seed = int(seed)
         self.size = int(size)
 
@@ -238,6 +240,8 @@ class ExternalPoseLibrary(PoseSource):
         if unknown:
             raise ValueError(f"unknown pose families {sorted(unknown)}; choose from {EXTERNAL_FAMILIES}")
         self.families = tuple(families)
+        if not float(jitter_deg) >= 0:  # NaN fails too
+            raise ValueError(f"jitter_deg is a standard deviation in degrees, >= 0, got {jitter_deg}")
         self.jitter_deg = float(jitter_deg)
 
     def _make(self, index, rng, pose_id):

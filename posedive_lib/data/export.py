@@ -29,6 +29,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from ..paths import parent_folders
 from .manifest import REQUIRED_COLUMNS, SOURCES, ManifestError, validate_manifest
 from .real_datasets import MARKET_FOLDERS
 
@@ -99,8 +100,12 @@ def _write_image(source: Path, target: Path, link: bool) -> None:
     if source.suffix.lower() not in JPEG_SUFFIXES:
         from PIL import Image
 
-        with Image.open(source) as image:
-            image.convert("RGB").save(target, "JPEG", quality=95)
+        try:
+            with Image.open(source) as image:
+                image.convert("RGB").save(target, "JPEG", quality=95)
+        except OSError as error:  # corrupt or not an image (PIL's UnidentifiedImageError is an OSError)
+            raise ValueError(f"export: cannot read or convert image {source} ({type(error).__name__}); remove or fix it "
+                             "(check_images=True lists every unreadable image before anything is written)") from None
         return
     if link:
         try:
@@ -137,7 +142,13 @@ def export_market_layout(frame: pd.DataFrame, root: str | os.PathLike | Mapping[
                             "camid": frame["camid"].to_numpy(), "dataset": frame["dataset"].to_numpy(),
                             "source": frame["source"].to_numpy()}, columns=list(MAPPING_COLUMNS))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with parent_folders(out):
+        _write_export(out, files, frame, roots, mapping, link)
+    return mapping
+
+
+def _write_export(out: Path, files: list[str], frame: pd.DataFrame, roots: dict, mapping: pd.DataFrame, link: bool) -> None:
+    """Write every image and the mapping to a temporary folder next to ``out``, then put it in place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         for folder in MARKET_FOLDERS.values():
@@ -157,4 +168,3 @@ def export_market_layout(frame: pd.DataFrame, root: str | os.PathLike | Mapping[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return mapping

@@ -150,14 +150,22 @@ class PoseDiveGenerator(nn.Module):
     def from_pretrained(cls, folder: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "PoseDiveGenerator":
         """Load a generator saved with :meth:`save_pretrained`."""
         folder = saved_generator(folder)
+        try:
+            image_size = tuple(json.loads((folder / "generator.json").read_text())["image_size"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{folder / 'generator.json'} is damaged (no image_size); save the generator again") from None
         parts = {}
         for name in COMPONENTS:
             source = folder / name
             if not source.is_dir():
                 raise FileNotFoundError(f"generator component {name!r} is missing from {folder}: save the generator again")
-            parts[name] = _LOADERS[name].from_pretrained(source) if name == "scheduler" else \
-                _LOADERS[name].from_pretrained(source, torch_dtype=dtype)
-        image_size = tuple(json.loads((folder / "generator.json").read_text())["image_size"])
+            try:
+                parts[name] = _LOADERS[name].from_pretrained(source) if name == "scheduler" else \
+                    _LOADERS[name].from_pretrained(source, torch_dtype=dtype)
+            except (OSError, ValueError) as error:  # weights or config missing or damaged
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ValueError(f"generator component {name!r} in {folder} cannot be loaded ({first}); "
+                                 "save the generator again") from error
         return cls(**parts, image_size=image_size)
 
 

@@ -53,7 +53,7 @@ class TrainConfig:
             raise ValueError("iterations, checkpoint_every >= 1 and P, K >= 2 are required (batch-hard triplets)")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
-        if self.lr <= 0 or (self.lr_head is not None and self.lr_head <= 0):
+        if not self.lr > 0 or (self.lr_head is not None and not self.lr_head > 0):  # NaN fails too
             raise ValueError(f"lr and lr_head must be positive, got lr={self.lr}, lr_head={self.lr_head}")
         if min(self.weight_decay, self.warmup, self.margin, self.triplet_weight) < 0:
             raise ValueError("weight_decay, warmup, margin and triplet_weight must not be negative")
