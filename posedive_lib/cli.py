@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     gen_p.add_argument("--stage1-steps", type=int, default=None, help="default: the tiny_stage1 preset")
     gen_p.add_argument("--stage2-steps", type=int, default=None, help="default: the profile's")
     gen_p.add_argument("--vae-steps", type=int, default=None, help="default 1500")
-    gen_p.add_argument("--pretrained", default=None, help="a saved stage-1 generator: skip the VAE and stage 1 (relative to the project folder)")
+    gen_p.add_argument("--pretrained", default=None,
+                       help="a saved stage-1 generator: skip the VAE and stage 1 (relative to the project folder)")
     gen_p.add_argument("--out", type=Path, default=None, help="figure folder (default results/generator)")
     gen_p.add_argument("--export-stage1", action="store_true",
                        help=f"save the stage-1 weights (bf16) to {STAGE1_WEIGHTS}, replacing the committed ones; "
@@ -291,14 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     tune_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     tune_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     tune_p.add_argument("--stage2-steps", type=int, nargs="+", default=[400, 1200])
-    tune_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones; relative to the project folder)")
+    tune_p.add_argument("--pretrained", default=None,
+                        help="stage-1 weights (default: the committed ones; relative to the project folder)")
     tune_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     length_p = sub.add_parser("stage1-length", help="stage 1 continued for more steps vs identity and Re-ID gain")
     length_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     length_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     length_p.add_argument("--extra-steps", type=int, nargs="+", default=[0, 2000, 4000],
                           help="stage-1 steps added to the pretrained ones (0: as they are)")
-    length_p.add_argument("--pretrained", default=None, help="stage-1 weights (default: the committed ones; relative to the project folder)")
+    length_p.add_argument("--pretrained", default=None,
+                        help="stage-1 weights (default: the committed ones; relative to the project folder)")
     length_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     length_p.add_argument("--export-stage1", nargs="?", const=STAGE1_WEIGHTS, default=None, metavar="DIR",
                           help=f"save the longest continued stage 1 (bf16) to DIR (default {STAGE1_WEIGHTS})")
