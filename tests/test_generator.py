@@ -215,6 +215,12 @@ def test_weights_digest_names_the_contents_of_a_saved_generator(tmp_path):
     tiny_generator(image_size=SIZE, seed=0).save_pretrained(tmp_path / "b")
     tiny_generator(image_size=SIZE, seed=1).save_pretrained(tmp_path / "c")
     assert weights_digest(tmp_path / "a") == weights_digest(tmp_path / "b") != weights_digest(tmp_path / "c")
+    # loaded from one place and saved again: the configs now record where from, the key does not change
+    from posedive_lib.generator.model import PoseDiveGenerator
+
+    PoseDiveGenerator.from_pretrained(tmp_path / "a").save_pretrained(tmp_path / "elsewhere" / "a")
+    assert '"_name_or_path"' in (tmp_path / "elsewhere" / "a" / "vae" / "config.json").read_text()
+    assert weights_digest(tmp_path / "elsewhere" / "a") == weights_digest(tmp_path / "a")
     with pytest.raises(FileNotFoundError, match="no weights"):
         weights_digest(tmp_path / "empty")
     with pytest.raises(ValueError, match="n_ids >= 2"):

@@ -185,7 +185,10 @@ def saved_generator(folder: str | os.PathLike) -> Path:
 
 
 def weights_digest(folder: str | os.PathLike) -> str:
-    """Content digest of a saved model folder (its weight files and configs), for cache keys."""
+    """Content digest of a saved model folder (its weight files and configs), for cache keys.
+
+    Configs are hashed without ``_name_or_path``, where diffusers and transformers record the folder a
+    component was loaded from: the same weights give the same key wherever the project lives."""
     import hashlib
 
     from ..data.manifest import content_hash
@@ -194,5 +197,15 @@ def weights_digest(folder: str | os.PathLike) -> str:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json"))
     if not files:
         raise FileNotFoundError(f"no weights in {folder}: pass a saved generator folder")
-    listing = [(f.relative_to(folder).as_posix(), content_hash(f)) for f in files]
+    listing = [(f.relative_to(folder).as_posix(), _config_hash(f) if f.suffix == ".json" else content_hash(f))
+               for f in files]
     return hashlib.sha1(json.dumps(listing).encode()).hexdigest()[:12]
+
+
+def _config_hash(path: Path) -> str:
+    import hashlib
+
+    config = json.loads(path.read_text())
+    if isinstance(config, dict):
+        config.pop("_name_or_path", None)
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
