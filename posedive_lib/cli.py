@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotImplementedError) as error:  # bad input: one line, the fix included
         if os.environ.get("POSEDIVE_TRACEBACK"):
             raise
-        raise SystemExit(f"posedive {args.command}: {error}\n(set POSEDIVE_TRACEBACK=1 for the traceback)") from None
+        raise SystemExit(f"posedive {args.command}: {error}\n(set POSEDIVE_TRACEBACK=1 for the traceback, e.g. if "
+                         "this looks like a bug rather than bad input)") from None
 
 
 def _dispatch(args: argparse.Namespace) -> int:

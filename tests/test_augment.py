@@ -81,13 +81,16 @@ def test_resume_survives_a_journal_cut_anywhere(smoke_world, train, gallery, tmp
                    stop_after_batches=2) is None
     journal = tmp_path / "journal" / "process000.csv"
     text = journal.read_text()
-    if damage == "cut inside a row":  # killed while writing a row, inside its quoted keypoints
+    if damage == "cut inside a row":  # killed while writing the last row, inside its quoted keypoints
         last = text.splitlines()[-1]
-        journal.write_text(text + last[: last.index("[[") + 20])
+        journal.write_text(text[: len(text) - len(last) - 1 + last.index("[[") + 20])
+        redone = tmp_path / last.split(",")[0]
+        redone.unlink()  # its image must be made again, since its row is incomplete
     else:
         journal.write_text("" if damage == "empty journal" else text[:15])
     manifest = augment(train, smoke_world.root, gallery, tmp_path, config, oracle=oracle, tag="oracle", progress=False)
     expected = plan_augmentation(train, gallery, config, "oracle")
+    assert all((tmp_path / p).is_file() for p in expected["path"])
     assert manifest["path"].tolist() == expected["path"].tolist()
     assert manifest["seed"].tolist() == expected["seed"].tolist() and manifest["keypoints"].notna().all()
 
@@ -106,6 +109,16 @@ def test_augmentation_folder_of_another_plan_is_refused(smoke_world, train, gall
     again = augment(train, smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=1, batch=16), oracle=oracle,
                     progress=False)  # the batch size does not change the images
     assert len(again) == train["pid"].nunique()
+    unfinished = tmp_path / "unfinished"
+    assert augment(train, smoke_world.root, gallery, unfinished, AugmentConfig(per_id=1, batch=2), oracle=oracle,
+                   progress=False, stop_after_batches=1) is None
+    with pytest.raises(ValueError, match="another plan"):  # resuming with another seed is refused too
+        augment(train, smoke_world.root, gallery, unfinished, AugmentConfig(per_id=1, batch=2, seed=4), oracle=oracle,
+                progress=False)
+    (unfinished / "plan.json").write_text("{not json")
+    with pytest.raises(ValueError, match="plan.json is damaged"):
+        augment(train, smoke_world.root, gallery, unfinished, AugmentConfig(per_id=1, batch=2), oracle=oracle,
+                progress=False)
 
 
 def test_augmentation_input_errors(train, gallery):

@@ -133,6 +133,7 @@ def test_smpl_file_of_another_gender_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is the neutral SMPL model but gender='female'"):
         find_smpl_file(neutral, gender="female")
     assert find_smpl_file(female, gender="female") == female
+    assert find_smpl_file(female) == female  # no gender asked: the file as it is
     renamed = tmp_path / "my_smpl.pkl"
     renamed.write_bytes(b"x")
     assert find_smpl_file(renamed, gender="male") == renamed  # no gender in the name: the caller's word

@@ -101,7 +101,7 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
 def test_corrupt_png_is_named_and_leaves_no_folders(tmp_path):
     frame = _manifest(tmp_path / "data")
     (tmp_path / "data" / "gen" / "c.png").write_bytes(b"\x89PNG truncated")
-    with pytest.raises(ValueError, match=r"cannot read or convert image .*c\.png .*check_images=True"):
+    with pytest.raises(ValueError, match=r"cannot read image .*c\.png .*check_images=True"):
         export_market_layout(frame, tmp_path / "data", tmp_path / "new" / "deeper" / "out")
     assert sorted(os.listdir(tmp_path)) == ["data"]  # neither the export nor the folders made for it
 

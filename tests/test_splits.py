@@ -72,13 +72,12 @@ def test_split_errors():
         make_split(frame, "cam", half_width=80)
     with pytest.raises(ValueError, match="needs \\['azimuth'\\]"):
         apply_split(frame.drop(columns="azimuth"), make_split(frame, "cam"))
-    with pytest.raises(ValueError, match="1 identities with test_fraction=0.5 leave no identity for test"):
+    with pytest.raises(ValueError, match="1 identities with test_fraction=0.5 leave no identity for train"):
         make_split(frame[frame.pid == 1], "cam")
     with pytest.raises(ValueError, match="2 identities with test_fraction=0.9 leave no identity for train"):
         make_split(frame[frame.pid <= 2], "cam", test_fraction=0.9)
-    with pytest.raises(ValueError, match="6 identities with test_fraction=0.01 leave no identity for test"):
-        make_split(frame, "cam", test_fraction=0.01)
-    with pytest.raises(ValueError, match="needs \\['pid'\\]"):
+    assert len(make_split(frame, "cam", test_fraction=0.01)["test_pids"]) == 1  # at least one test identity
+    with pytest.raises(ValueError, match="needs a 'pid' column"):
         make_split(frame.drop(columns="pid"), "cam")
     with pytest.raises(ValueError, match="at least one train sector"):
         make_split(frame, "cam", train_sectors=())

@@ -87,24 +87,31 @@ def _done(out_root: Path) -> set[str]:
     return done
 
 
-def _plan_digest(plan: pd.DataFrame, train: pd.DataFrame, gallery: ConditionGallery) -> str:
-    """What the images will be: the plan with each reference's path and each condition's id."""
+def _plan_digest(plan: pd.DataFrame, train: pd.DataFrame, gallery: ConditionGallery, config: AugmentConfig) -> str:
+    """What the images will be: the plan with each reference's path and each condition's id, and the sampler's
+    settings (not the batch size, which does not change them). The generator's weights are the caller's to key
+    (``augmentation_set`` names its folders by them)."""
     described = plan.assign(parent=train["path"].to_numpy()[plan["reference"].to_numpy()],
                             condition_id=gallery.table["condition_id"].to_numpy()[plan["condition"].to_numpy()])
-    return hashlib.sha1(described.to_csv(index=False).encode()).hexdigest()[:16]
+    sampler = f"steps={config.steps} guidance_scale={config.guidance_scale}\n"
+    return hashlib.sha1((sampler + described.to_csv(index=False)).encode()).hexdigest()[:16]
 
 
-def _check_plan(out_root: Path, digest: str, config: AugmentConfig) -> None:
-    """Refuse an ``out_root`` that holds images of another plan (other identities, count, seed or gallery)."""
+def _check_plan(out_root: Path, digest: str, config: AugmentConfig, state) -> None:
+    """Refuse an ``out_root`` that holds images of another plan (other identities, count, seed, gallery or
+    sampler settings), in every process; the main process records the plan of a new folder."""
     record = out_root / "plan.json"
-    if record.is_file():
-        if json.loads(record.read_text()).get("digest") != digest:
-            raise ValueError(f"{out_root} holds an augmentation of another plan (other training rows, gallery, "
-                             "per_id or seed); delete that folder or give another out_root")
-        return
-    out_root.mkdir(parents=True, exist_ok=True)
-    with atomic_output(record) as tmp:
-        tmp.write_text(json.dumps({"digest": digest, "config": asdict(config)}, indent=1))
+    if state.is_main_process and not record.is_file():
+        with atomic_output(record) as tmp:
+            tmp.write_text(json.dumps({"digest": digest, "config": asdict(config)}, indent=1))
+    state.wait_for_everyone()
+    try:
+        stored = json.loads(record.read_text())["digest"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{record} is damaged; delete {out_root} and generate again") from None
+    if stored != digest:
+        raise ValueError(f"{out_root} holds an augmentation of another plan (other training rows, gallery, "
+                         "per_id, seed or sampler settings); delete that folder or give another out_root")
 
 
 def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGallery, out_root: str | os.PathLike,
@@ -125,8 +132,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     manifest_path = out_root / "manifest.csv"
     plan = plan_augmentation(train, gallery, config, tag)
     state = PartialState()
-    if state.is_main_process:
-        _check_plan(out_root, _plan_digest(plan, train, gallery), config)
+    _check_plan(out_root, _plan_digest(plan, train, gallery, config), config, state)
     if manifest_path.is_file():
         return pd.read_csv(manifest_path, dtype={"pose_id": str, "keypoints": str})
     pids = np.sort(plan["pid"].unique())
@@ -158,6 +164,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     if not state.is_main_process:
         return None
     frames = [_read_journal(j) for j in sorted((out_root / "journal").glob("process*.csv"))]
+    frames = [frame for frame in frames if len(frame)]  # an empty journal would turn integer columns into floats
     finished = pd.concat(frames, ignore_index=True).drop_duplicates("path", keep="last")
     finished = finished.set_index("path").loc[plan["path"]].reset_index()  # plan order; fails loudly if any is missing
     manifest = new_manifest(finished)
@@ -167,10 +174,12 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
 
 def _append(journal: Path, records: pd.DataFrame) -> None:
     """Append rows; a last line cut short by a kill is removed first (its images are redone)."""
-    if journal.is_file():
+    if journal.is_file() and journal.stat().st_size:
         with open(journal, "rb+") as handle:
-            text = handle.read()
-            handle.truncate(text.rfind(b"\n") + 1)  # 0 when not even the header is complete
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":  # cut: only then read the file, to find the last complete line
+                handle.seek(0)
+                handle.truncate(handle.read().rfind(b"\n") + 1)  # 0 when not even the header is complete
     exists = journal.is_file() and journal.stat().st_size > 0
     records.to_csv(journal, mode="a", header=not exists, index=False)
 

@@ -36,9 +36,11 @@ def file_gender(path: str | os.PathLike) -> str | None:
     return {"f": "female", "m": "male"}.get(word, word)
 
 
-def find_smpl_file(model_path: str | os.PathLike | None, gender: str = "neutral") -> Path:
-    """The SMPL model file for ``gender`` given a file, a folder of SMPL files, or ``$POSEDIVE_SMPL_PATH``."""
-    if gender not in GENDERS:
+def find_smpl_file(model_path: str | os.PathLike | None, gender: str | None = None) -> Path:
+    """The SMPL model file for ``gender`` given a file, a folder of SMPL files, or ``$POSEDIVE_SMPL_PATH``.
+
+    ``gender=None``: a file is taken as it is, and a folder gives its neutral model."""
+    if gender is not None and gender not in GENDERS:
         raise ValueError(f"SMPL gender must be one of {GENDERS}, got {gender!r}")
     model_path = model_path or os.environ.get("POSEDIVE_SMPL_PATH")
     if not model_path:
@@ -46,11 +48,12 @@ def find_smpl_file(model_path: str | os.PathLike | None, gender: str = "neutral"
     path = Path(model_path).expanduser()
     if path.is_file():
         named = file_gender(path)
-        if named not in (None, gender):
+        if gender is not None and named not in (None, gender):
             raise ValueError(f"{path.name} is the {named} SMPL model but gender={gender!r} was asked for; pass "
                              f"gender={named!r}, or the folder that holds the {gender} file")
         return path
     if path.is_dir():
+        gender = gender or "neutral"
         g = gender.upper()
         tag = {"neutral": "neutral", "female": "f", "male": "m"}[gender]
         patterns = [f"SMPL_{g}.pkl", f"SMPL_{g}.npz", f"smpl/SMPL_{g}.pkl", f"smpl/SMPL_{g}.npz",
@@ -68,11 +71,13 @@ class SMPLBody(BodyModel):
 
     name = "smpl"
 
-    def __init__(self, model_path: str | os.PathLike | None = None, gender: str = "neutral",
+    def __init__(self, model_path: str | os.PathLike | None = None, gender: str | None = None,
                  device: str | torch.device = "cpu"):
+        """``gender=None``: the gender the file name states (neutral for a folder or an unnamed file)."""
         import smplx
 
         self.model_file = find_smpl_file(model_path, gender)
+        gender = gender or file_gender(self.model_file) or "neutral"
         self.device = torch.device(device)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for 10-beta models

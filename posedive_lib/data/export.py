@@ -102,10 +102,11 @@ def _write_image(source: Path, target: Path, link: bool) -> None:
 
         try:
             with Image.open(source) as image:
-                image.convert("RGB").save(target, "JPEG", quality=95)
+                rgb = image.convert("RGB")
         except OSError as error:  # corrupt or not an image (PIL's UnidentifiedImageError is an OSError)
-            raise ValueError(f"export: cannot read or convert image {source} ({type(error).__name__}); remove or fix it "
+            raise ValueError(f"export: cannot read image {source} ({type(error).__name__}); remove or fix it "
                              "(check_images=True lists every unreadable image before anything is written)") from None
+        rgb.save(target, "JPEG", quality=95)  # a full disk is reported as itself
         return
     if link:
         try:

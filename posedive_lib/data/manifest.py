@@ -154,6 +154,8 @@ def read_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None
                                              "content_hash": str, "keypoints": str})
         else:
             frame = pd.read_parquet(path)
+    except PermissionError:
+        raise
     except (ValueError, OSError, pd.errors.ParserError) as error:  # empty, truncated, not UTF-8, not Parquet
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ManifestError(f"{path.name}: not a readable {path.suffix[1:]} manifest ({first_line}); "

@@ -65,7 +65,8 @@ def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: flo
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    _require(frame, ["pid", "camid", "path"], kind)
+    if "pid" not in frame:
+        raise ValueError("make_split needs a 'pid' column; pass a manifest (see posedive_lib.data.manifest)")
     if kind == "pose" and (int(clusters) != clusters or clusters < 2 or not 0 < train_cluster_fraction < 1):
         raise ValueError(f"need a whole number of clusters >= 2 and train_cluster_fraction in (0, 1), got {clusters} "
                          f"and {train_cluster_fraction}")
@@ -73,10 +74,10 @@ def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: flo
         raise ValueError("give at least one train sector (azimuth in degrees, e.g. (0, 180) for front and back)")
     rng = np.random.default_rng(seed)
     pids = np.array(sorted(frame["pid"].unique()))
-    n_test = round(test_fraction * len(pids))
-    if not 1 <= n_test < len(pids):
-        raise ValueError(f"{len(pids)} identities with test_fraction={test_fraction} leave no identity for "
-                         f"{'test' if n_test < 1 else 'train'}; use more identities or another test_fraction")
+    n_test = max(1, round(test_fraction * len(pids)))
+    if n_test >= len(pids):
+        raise ValueError(f"{len(pids)} identities with test_fraction={test_fraction} leave no identity for train; "
+                         "use more identities or a lower test_fraction")
     test_pids = set(rng.choice(pids, size=n_test, replace=False).tolist())
     definition = {"kind": kind, "seed": seed, "test_fraction": test_fraction,
                   "train_pids": [int(p) for p in pids if p not in test_pids], "test_pids": sorted(int(p) for p in test_pids)}

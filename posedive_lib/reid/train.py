@@ -156,8 +156,10 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
     if step:
         accelerator.load_state(str(state_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), "num_classes": data.num_classes,
-                                                           "label_of": data.label_of}, indent=1))
+    if accelerator.is_main_process:  # whole or not at all: other processes may be reading it
+        with atomic_output(out_dir / "train_config.json") as tmp:
+            tmp.write_text(json.dumps({**asdict(config), "num_classes": data.num_classes, "label_of": data.label_of},
+                                      indent=1))
     log_path = out_dir / "log.csv"
     bar = tqdm(total=config.iterations, initial=step, desc="re-id training", unit="it",
                disable=not progress or not accelerator.is_main_process)
