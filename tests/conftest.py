@@ -33,9 +33,9 @@ def renderer(anny_body):
 
 @pytest.fixture
 def train_smoke_generator():
-    """``(out, references, conditions, stop_after=None) -> saved generator folder``: the tiny generator (seed 0)
-    trained with the smoke preset on the given images, two per identity."""
-    def train(out, references, conditions, stop_after=None):
+    """``(out, references, conditions, stop_after=None, config=None, preview=None) -> saved generator folder``: the
+    tiny generator (seed 0) trained with ``config`` (default: the smoke preset) on the given images, two per identity."""
+    def train(out, references, conditions, stop_after=None, config=None, preview=None):
         import torch
 
         from posedive_lib.generator.data import PairData
@@ -45,7 +45,8 @@ def train_smoke_generator():
         gen = tiny_generator(image_size=tuple(references.shape[2:]), seed=0)
         pids = [i // 2 for i in range(len(references))]
         data = PairData.from_images(gen, pids, references, (conditions * 255).to(torch.uint8))
-        return train_generator(gen, data, out, PRESETS["smoke"], progress=False, stop_after=stop_after)
+        return train_generator(gen, data, out, config or PRESETS["smoke"], progress=False, stop_after=stop_after,
+                               preview=preview)
 
     return train
 

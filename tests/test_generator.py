@@ -10,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from posedive_lib.generator.data import PairData
+from posedive_lib.generator.data import PairData, to_uint8
 from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.pose_guider import PoseGuider
@@ -154,6 +154,31 @@ def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path, train
     assert torch.allclose(out_a, out_b, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="generator.json"):
         PoseDiveGenerator.from_pretrained(tmp_path)
+
+
+def test_training_previews_sample_the_ema_weights_and_leave_training_unchanged(tmp_path, train_smoke_generator):
+    from posedive_lib.generator.previews import TrainingPreview, load_previews
+
+    references, conditions = inputs(4)
+    config = replace(PRESETS["smoke"], ema_decay=0.5)
+    oracle = torch.zeros(2, 3, *SIZE, dtype=torch.uint8)
+    preview = TrainingPreview(references[:2], conditions[:2], oracle, every=3, steps=2)
+    plain = train_smoke_generator(tmp_path / "plain", references, conditions, config=config)
+    shown = train_smoke_generator(tmp_path / "shown", references, conditions, config=config, preview=preview)
+    a, b = PoseDiveGenerator.from_pretrained(plain), PoseDiveGenerator.from_pretrained(shown)
+    for (name, p), q in zip(a.trainable.state_dict().items(), b.trainable.state_dict().values()):
+        assert torch.equal(p, q), name  # sampling along the way changes nothing that trains
+    probe, samples = load_previews(tmp_path / "shown" / "previews")
+    assert list(samples) == [0, 3, config.steps]  # the start, every 3 steps, the end
+    assert samples[0].shape == (2, 3, *SIZE) and samples[0].dtype == np.uint8
+    assert set(probe) == {"references", "conditions", "oracle"} and probe["conditions"].shape == (2, 7, *SIZE)
+    assert not np.array_equal(samples[0], samples[config.steps])  # the weights moved
+    # the last preview is what the saved (EMA) generator samples
+    final = PoseDivePipeline(b.eval())(references[:2], conditions[:2], 2, preview.guidance_scale, preview.seed)
+    assert np.array_equal(samples[config.steps], to_uint8(final).numpy())
+    assert load_previews(tmp_path / "plain" / "previews") is None
+    with pytest.raises(ValueError, match="one condition per reference"):
+        TrainingPreview(references[:2], conditions[:1])
 
 
 def write_sd15_like_folder(root):
@@ -335,3 +360,19 @@ def test_continued_stage1_trains_the_unets_keeps_the_vae_and_is_cached(smoke_wor
     assert experiment.continued_stage1(world, "smoke", 2, tmp_path / "start", progress=False) == continued
     with pytest.raises(ValueError, match="extra_steps"):
         experiment.continued_stage1(world, "smoke", 0, tmp_path / "start")
+
+
+def test_both_stages_record_previews_that_the_experiment_draws(smoke_world, tmp_path, monkeypatch):
+    from posedive_lib.generator import experiment
+    from posedive_lib.generator.previews import load_previews
+
+    monkeypatch.setenv("POSEDIVE_CACHE", str(tmp_path / "cache"))
+    _, run_dir = experiment.trained_generator(smoke_world, "smoke", progress=False)
+    steps = PRESETS["smoke"].steps
+    for stage in ("stage1", "stage2"):
+        probe, samples = load_previews(run_dir / stage / "previews")
+        assert list(samples) == [0, steps] and len(probe["oracle"]) == len(samples[steps]) >= 2
+    figures = experiment.save_training_previews(run_dir, tmp_path / "out")
+    assert [p.name for p in figures] == ["training_previews_stage1.png", "training_previews_stage2.png"]
+    assert all(p.stat().st_size > 0 for p in figures)
+    assert experiment.save_training_previews(tmp_path / "untrained", tmp_path / "out2") == []

@@ -20,21 +20,39 @@ def plot_generation_grid(references, conditions, generated, oracle=None, rows: i
 
     ``references``/``generated``/``oracle``: (N, 3, H, W) in [-1, 1] or uint8; ``conditions``: (N, 7, H, W) in [0, 1].
     """
-    plt = headless_pyplot()
-    n = min(rows, len(references))
     columns = ["reference", "depth", "normal", "skeleton", "generated"] + (["oracle"] if oracle is not None else [])
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.1 * len(columns), 2.1 * n), squeeze=False)
-    for i in range(n):
+    grid = []
+    for i in range(min(rows, len(references))):
         c = (conditions[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
         tiles = [_uint8_image(references[i]), c[0].numpy(), c[1:4].permute(1, 2, 0).numpy(),
                  c[4:7].permute(1, 2, 0).numpy(), _uint8_image(generated[i])]
-        if oracle is not None:
-            tiles.append(_uint8_image(oracle[i]))
+        grid.append(tiles + ([_uint8_image(oracle[i])] if oracle is not None else []))
+    return _tile_grid(grid, columns, title)
+
+
+def plot_training_previews(probe: dict[str, np.ndarray], samples: dict[int, np.ndarray], title: str = ""):
+    """One row per probe: reference, skeleton, the samples at each recorded training step, (oracle render).
+
+    ``probe`` and ``samples`` as :func:`~posedive_lib.generator.previews.load_previews` returns them."""
+    columns = ["reference", "skeleton"] + [f"step {s}" for s in samples] + (["oracle"] if "oracle" in probe else [])
+    grid = []
+    for i in range(len(probe["references"])):
+        tiles = [probe["references"][i], probe["conditions"][i][4:7], *(images[i] for images in samples.values())]
+        grid.append([np.moveaxis(t, 0, -1) for t in tiles + ([probe["oracle"][i]] if "oracle" in probe else [])])
+    return _tile_grid(grid, columns, title, tile_size=(1.0, 2.0), fontsize=7)
+
+
+def _tile_grid(grid: list[list[np.ndarray]], columns: list[str], title: str = "", tile_size=(1.1, 2.1), fontsize: int = 8):
+    """Rows of uint8 tiles (H, W grey or H, W, 3 colour) under one title per column."""
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(len(grid), len(columns), figsize=(tile_size[0] * len(columns), tile_size[1] * len(grid)),
+                             squeeze=False)
+    for i, tiles in enumerate(grid):
         for ax, tile, name in zip(axes[i], tiles, columns):
             ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, vmin=0, vmax=255)
             ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=8)
+                ax.set_title(name, fontsize=fontsize)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None)

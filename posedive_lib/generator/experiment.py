@@ -19,6 +19,7 @@ from ..paths import PROJECT_ROOT, STAGE1_WEIGHTS, atomic_output, cache_dir, conf
 from ..profiles import profile_settings
 from .data import PairData, load_images, stack_conditions, to_uint8
 from .model import PoseDiveGenerator, is_saved_generator, saved_generator, weights_digest
+from .previews import TrainingPreview
 from .train import PRESETS, GeneratorTrainConfig, train_generator
 
 
@@ -78,6 +79,7 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
         return final  # nothing to train: skip loading images and encoders
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    preview = training_preview(world)
     if not is_saved_generator(start_from):
         images = load_images(world.subset("train", "fashion"), world.root)
         vae = train_vae(images, out_dir / "vae", steps=vae_steps, progress=progress)
@@ -85,18 +87,49 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
         generator = tiny_generator(vae, image_size=(world.config.height, world.config.width))
         if stage1 is not None:
             start = time.perf_counter()
-            train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress)
+            train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress,
+                            preview=preview)
             timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
         else:
             generator.save_pretrained(start_from)
     if stage2 is not None:
         generator = PoseDiveGenerator.from_pretrained(start_from)
         start = time.perf_counter()
-        train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress)
+        train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress,
+                        preview=preview)
         timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings_path.write_text(json.dumps(timings, indent=1))
     return final
+
+
+def training_preview(world: SyntheticWorld, n_ids: int = 6, every: int = 100, seed: int = 0) -> TrainingPreview | None:
+    """The probes sampled during training (:mod:`.previews`): one oracle condition for each of ``n_ids`` train
+    identities, with a train image of the identity as reference and the oracle render as the truth (None for a
+    world without oracle renders of two identities)."""
+    from .identity import identity_probe
+
+    available = world.subset("oracle")["pid"].nunique()
+    if available < 2:
+        return None
+    probe = identity_probe(world, n_ids=min(n_ids, available), per_id=1, seed=seed)
+    return TrainingPreview(probe.references, probe.conditions, probe.same, every=every, seed=seed)
+
+
+def save_training_previews(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """``training_previews_<stage>.png`` in ``out_dir`` for each stage of ``run_dir`` that recorded previews."""
+    from ..analysis.generator_figures import plot_training_previews
+    from ..analysis.world_figures import save_figure
+    from .previews import load_previews
+
+    saved = []
+    for stage in ("stage1", "stage2"):
+        previews = load_previews(Path(run_dir) / stage / "previews")
+        if previews is not None:
+            path = Path(out_dir) / f"training_previews_{stage}.png"
+            save_figure(plot_training_previews(*previews, title=f"{stage.replace('stage', 'stage ')}: samples during training"), path)
+            saved.append(path)
+    return saved
 
 
 def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judge_dir: str | os.PathLike,
@@ -153,7 +186,8 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
                          vae_steps: int = 1500, seed: int = 0, progress: bool = True) -> dict:
     """Train (cached) and judge the tiny generator on the world of ``profile``; figures go to ``out_dir``.
 
-    Returns ``{"generator": folder, "run_dir": folder, "details": scores and settings, "shown": grid tensors}``.
+    Returns ``{"generator": folder, "run_dir": folder, "details": scores and settings, "shown": grid tensors,
+    "previews": the figures of samples during training (none for a generator trained before they were recorded)}``.
     """
     import pandas as pd
 
@@ -172,6 +206,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
             for name, path in (("stage1", stage1_log), ("stage2", run_dir / "stage2" / "loss.csv")) if path and path.is_file()}
     if logs:
         save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
+    previews = save_training_previews(run_dir, out_dir)
     timings = run_dir / "timings.json"
     steps = {f"{name}_steps": json.loads((run_dir / name / "train_config.json").read_text())["steps"]
              for name in ("stage1", "stage2") if (run_dir / name / "train_config.json").is_file()}
@@ -179,7 +214,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
                "training": json.loads(timings.read_text()) if timings.is_file() else {},
                "target": "rank1_generated >= 0.5 and closer_generated >= 0.8"}
     (out_dir / "identity.json").write_text(json.dumps(details, indent=1))
-    return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown}
+    return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown, "previews": previews}
 
 
 def save_identity_grid(scores: dict, shown: dict, path: str | os.PathLike) -> None:

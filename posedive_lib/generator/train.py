@@ -5,6 +5,7 @@ weighting, noise offset, and the reference dropped for ``drop_reference`` of the
 embedding, no reference tokens) so sampling can use classifier-free guidance. Training runs in
 segments; after each one the full state (trainable weights, optimizer, EMA) is saved, so a killed run
 resumes and continues exactly. The final (EMA) weights are saved as a complete generator folder.
+With a :class:`~.previews.TrainingPreview`, fixed probes are sampled along the way (``previews/``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from ..checkpointing import save_training_state, saved_step
 from .data import PairData, stream_seed
 from .model import PoseDiveGenerator, is_saved_generator
+from .previews import TrainingPreview
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,13 @@ def training_step(generator: PoseDiveGenerator, batch: dict, config: GeneratorTr
 
 def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str | os.PathLike,
                     config: GeneratorTrainConfig = GeneratorTrainConfig(), progress: bool = True,
-                    stop_after: int | None = None) -> Path:
+                    stop_after: int | None = None, preview: TrainingPreview | None = None) -> Path:
     """Train ``generator`` on ``data``; returns ``out_dir / "generator"`` (the saved, EMA-weighted generator).
 
     A finished run is reused as is; a partial one resumes from its last segment. ``stop_after`` ends
-    the run after that many steps (at a segment boundary), as an interruption would.
+    the run after that many steps (at a segment boundary), as an interruption would. ``preview`` samples
+    its probes with the EMA weights at step 0, every ``preview.every`` steps and at the end, into
+    ``out_dir / "previews"``; it does not change what is trained.
     """
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
@@ -149,6 +153,9 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
                disable=not progress or not accelerator.is_main_process)
     end = min(config.steps, stop_after) if stop_after else config.steps
     trainable.train()
+    previews = out_dir / "previews"
+    if preview is not None and step == 0 and accelerator.is_main_process:
+        _record_preview(preview, generator, trainable, ema, step, previews)
     while step < end:
         records = []
         for _ in range(min(config.checkpoint_every, end - step)):
@@ -161,6 +168,8 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             records.append({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0]})
+            if preview is not None and preview.due(step, config.steps) and accelerator.is_main_process:
+                _record_preview(preview, generator, trainable, ema, step, previews)
         if accelerator.is_main_process:
             pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
         save_training_state(accelerator, state_dir, step, {"ema.pt": ema.state_dict()} if ema is not None else None)
@@ -171,3 +180,15 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
         generator.eval().to("cpu").save_pretrained(final)
         shutil.rmtree(state_dir, ignore_errors=True)
     return final
+
+
+def _record_preview(preview: TrainingPreview, generator: PoseDiveGenerator, trainable, ema, step: int, folder: Path) -> None:
+    """Sample the preview with the EMA weights (what the saved generator will hold), then put the training weights back."""
+    if ema is not None:
+        ema.store(trainable.parameters())
+        ema.copy_to(trainable.parameters())
+    try:
+        preview.record(generator, step, folder)
+    finally:
+        if ema is not None:
+            ema.restore(trainable.parameters())
