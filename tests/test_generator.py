@@ -177,6 +177,10 @@ def test_training_previews_sample_the_ema_weights_and_leave_training_unchanged(t
     final = PoseDivePipeline(b.eval())(references[:2], conditions[:2], 2, preview.guidance_scale, preview.seed)
     assert np.array_equal(samples[config.steps], to_uint8(final).numpy())
     assert load_previews(tmp_path / "plain" / "previews") is None
+    from posedive_lib.analysis.generator_figures import plot_training_previews
+
+    titles = [ax.get_title() for ax in plot_training_previews(probe, samples, max_steps=2).axes[:5]]
+    assert titles == ["reference", "skeleton", "step 0", f"step {config.steps}", "oracle"]  # first and last kept
     with pytest.raises(ValueError, match="one condition per reference"):
         TrainingPreview(references[:2], conditions[:1])
 

@@ -30,10 +30,15 @@ def plot_generation_grid(references, conditions, generated, oracle=None, rows: i
     return _tile_grid(grid, columns, title)
 
 
-def plot_training_previews(probe: dict[str, np.ndarray], samples: dict[int, np.ndarray], title: str = ""):
-    """One row per probe: reference, skeleton, the samples at each recorded training step, (oracle render).
+def plot_training_previews(probe: dict[str, np.ndarray], samples: dict[int, np.ndarray], title: str = "",
+                           max_steps: int = 8):
+    """One row per probe: reference, skeleton, the samples at the recorded training steps (at most ``max_steps``,
+    evenly spaced, first and last included), (oracle render).
 
     ``probe`` and ``samples`` as :func:`~posedive_lib.generator.previews.load_previews` returns them."""
+    if len(samples) > max_steps:
+        steps = list(samples)
+        samples = {steps[i]: samples[steps[i]] for i in sorted(set(np.linspace(0, len(steps) - 1, max_steps).round().astype(int)))}
     columns = ["reference", "skeleton"] + [f"step {s}" for s in samples] + (["oracle"] if "oracle" in probe else [])
     grid = []
     for i in range(len(probe["references"])):
