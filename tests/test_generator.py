@@ -1,6 +1,7 @@
 """The dual-U-Net generator: guider, reference attention, training, sampling, saving and loading."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -157,32 +158,73 @@ def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path, train
 
 
 def test_training_previews_sample_the_ema_weights_and_leave_training_unchanged(tmp_path, train_smoke_generator):
+    from posedive_lib.analysis.generator_figures import headless_pyplot, plot_training_previews
     from posedive_lib.generator.previews import TrainingPreview, load_previews
 
     references, conditions = inputs(4)
     config = replace(PRESETS["smoke"], ema_decay=0.5)
     oracle = torch.zeros(2, 3, *SIZE, dtype=torch.uint8)
-    preview = TrainingPreview(references[:2], conditions[:2], oracle, every=3, steps=2)
+    preview = TrainingPreview(references[:2], conditions[:2], oracle, every=3, sampling_steps=2)
+    stale = tmp_path / "shown" / "previews" / "step_000002.npy"  # left by an earlier run in the same folder
+    stale.parent.mkdir(parents=True)
+    np.save(stale, np.zeros((2, 3, *SIZE), np.uint8))
     plain = train_smoke_generator(tmp_path / "plain", references, conditions, config=config)
     shown = train_smoke_generator(tmp_path / "shown", references, conditions, config=config, preview=preview)
     a, b = PoseDiveGenerator.from_pretrained(plain), PoseDiveGenerator.from_pretrained(shown)
     for (name, p), q in zip(a.trainable.state_dict().items(), b.trainable.state_dict().values()):
         assert torch.equal(p, q), name  # sampling along the way changes nothing that trains
     probe, samples = load_previews(tmp_path / "shown" / "previews")
-    assert list(samples) == [0, 3, config.steps]  # the start, every 3 steps, the end
+    assert list(samples) == [0, 3, config.steps]  # the start, every 3 steps, the end; the stale step 2 is gone
     assert samples[0].shape == (2, 3, *SIZE) and samples[0].dtype == np.uint8
     assert set(probe) == {"references", "conditions", "oracle"} and probe["conditions"].shape == (2, 7, *SIZE)
     assert not np.array_equal(samples[0], samples[config.steps])  # the weights moved
+    assert preview.seconds > 0
     # the last preview is what the saved (EMA) generator samples
     final = PoseDivePipeline(b.eval())(references[:2], conditions[:2], 2, preview.guidance_scale, preview.seed)
     assert np.array_equal(samples[config.steps], to_uint8(final).numpy())
-    assert load_previews(tmp_path / "plain" / "previews") is None
-    from posedive_lib.analysis.generator_figures import plot_training_previews
 
-    titles = [ax.get_title() for ax in plot_training_previews(probe, samples, max_steps=2).axes[:5]]
+    # an interrupted run resumes its previews: none recorded twice, none skipped
+    assert train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2, config=config, preview=preview)
+    assert list(load_previews(tmp_path / "resumed" / "previews")[1]) == [0]
+    train_smoke_generator(tmp_path / "resumed", references, conditions, config=config, preview=preview)
+    _, resumed = load_previews(tmp_path / "resumed" / "previews")
+    assert list(resumed) == list(samples)
+    assert all(np.abs(resumed[s].astype(int) - samples[s]).max() <= 1 for s in samples)
+
+    figure = plot_training_previews(probe, samples, max_steps=2)
+    titles = [ax.get_title() for ax in figure.axes[:5]]
+    headless_pyplot().close(figure)
     assert titles == ["reference", "skeleton", "step 0", f"step {config.steps}", "oracle"]  # first and last kept
+    with pytest.raises(ValueError, match="max_steps must be at least 2"):
+        plot_training_previews(probe, samples, max_steps=1)
     with pytest.raises(ValueError, match="one condition per reference"):
         TrainingPreview(references[:2], conditions[:1])
+
+
+def test_a_failed_preview_puts_the_training_weights_and_modes_back(tmp_path, monkeypatch):
+    from diffusers.training_utils import EMAModel
+
+    from posedive_lib.generator import train
+    from posedive_lib.generator.previews import TrainingPreview
+
+    generator = tiny_generator(image_size=SIZE, seed=0).train()
+    before = {k: v.clone() for k, v in generator.trainable.state_dict().items()}
+    ema = EMAModel(generator.trainable.parameters(), decay=0.5)
+    ema.shadow_params = [p + 1 for p in ema.shadow_params]  # EMA weights that differ from the training ones
+
+    def fail(pipeline, *args, **kwargs):
+        assert not generator.training  # sampling runs in eval mode ...
+        name, value = next(iter(generator.trainable.named_parameters()))
+        assert not torch.equal(value, before[name])  # ... on the EMA weights
+        raise RuntimeError("sampling failed")
+
+    monkeypatch.setattr(PoseDivePipeline, "__call__", fail)
+    references, conditions = inputs(2)
+    with pytest.raises(RuntimeError, match="sampling failed"):
+        train._record_preview(TrainingPreview(references, conditions), generator, generator.trainable, ema, 0, tmp_path)
+    assert generator.training and all(m.training for m in generator.trainable.modules())
+    for name, value in generator.trainable.state_dict().items():
+        assert torch.equal(value, before[name]), name
 
 
 def write_sd15_like_folder(root):
@@ -379,4 +421,9 @@ def test_both_stages_record_previews_that_the_experiment_draws(smoke_world, tmp_
     figures = experiment.save_training_previews(run_dir, tmp_path / "out")
     assert [p.name for p in figures] == ["training_previews_stage1.png", "training_previews_stage2.png"]
     assert all(p.stat().st_size > 0 for p in figures)
-    assert experiment.save_training_previews(tmp_path / "untrained", tmp_path / "out2") == []
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert timings["stage2_preview_seconds"] > 0 and timings["stage2_seconds"] > 0
+    # a run without previews removes the earlier figures from a reused output folder, and says why there are none
+    assert experiment.save_training_previews(tmp_path / "untrained", tmp_path / "out") == []
+    assert not any(p.exists() for p in figures)
+    assert "trained before they were recorded" in experiment.missing_previews_reason(smoke_world, run_dir)

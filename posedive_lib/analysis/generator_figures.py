@@ -36,6 +36,8 @@ def plot_training_previews(probe: dict[str, np.ndarray], samples: dict[int, np.n
     evenly spaced, first and last included), (oracle render).
 
     ``probe`` and ``samples`` as :func:`~posedive_lib.generator.previews.load_previews` returns them."""
+    if max_steps < 2:
+        raise ValueError(f"max_steps must be at least 2 (the first and the last step), got {max_steps}")
     if len(samples) > max_steps:
         steps = list(samples)
         samples = {steps[i]: samples[steps[i]] for i in sorted(set(np.linspace(0, len(steps) - 1, max_steps).round().astype(int)))}

@@ -86,21 +86,30 @@ def train_stages(world: SyntheticWorld, out_dir: str | os.PathLike, stage1: Gene
         timings["vae_psnr_db"] = round(reconstruction_psnr(vae, images[:512]), 2)
         generator = tiny_generator(vae, image_size=(world.config.height, world.config.width))
         if stage1 is not None:
-            start = time.perf_counter()
-            train_generator(generator, pair_data(generator, world, "fashion"), out_dir / "stage1", stage1, progress,
-                            preview=preview)
-            timings["stage1_seconds"] = round(time.perf_counter() - start, 1)
+            _timed_training(timings, "stage1", generator, pair_data(generator, world, "fashion"), out_dir / "stage1",
+                            stage1, progress, preview)
         else:
             generator.save_pretrained(start_from)
     if stage2 is not None:
         generator = PoseDiveGenerator.from_pretrained(start_from)
-        start = time.perf_counter()
-        train_generator(generator, pair_data(generator, world, "train"), out_dir / "stage2", stage2, progress,
-                        preview=preview)
-        timings["stage2_seconds"] = round(time.perf_counter() - start, 1)
+        _timed_training(timings, "stage2", generator, pair_data(generator, world, "train"), out_dir / "stage2",
+                        stage2, progress, preview)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings_path.write_text(json.dumps(timings, indent=1))
     return final
+
+
+def _timed_training(timings: dict, stage: str, generator: PoseDiveGenerator, data: PairData, out_dir: Path,
+                    config: GeneratorTrainConfig, progress: bool, preview: TrainingPreview | None) -> None:
+    """Run :func:`train_generator`; ``timings[<stage>_seconds]`` is its time without the preview sampling,
+    which goes to ``timings[<stage>_preview_seconds]``."""
+    sampled = preview.seconds if preview is not None else 0.0
+    start = time.perf_counter()
+    train_generator(generator, data, out_dir, config, progress, preview=preview)
+    previews = preview.seconds - sampled if preview is not None else 0.0
+    timings[f"{stage}_seconds"] = round(time.perf_counter() - start - previews, 1)
+    if preview is not None:
+        timings[f"{stage}_preview_seconds"] = round(previews, 1)
 
 
 def training_preview(world: SyntheticWorld, n_ids: int = 6, every: int = 100, seed: int = 0) -> TrainingPreview | None:
@@ -125,11 +134,21 @@ def save_training_previews(run_dir: str | os.PathLike, out_dir: str | os.PathLik
     saved = []
     for stage in ("stage1", "stage2"):
         previews = load_previews(Path(run_dir) / stage / "previews")
-        if previews is not None:
-            path = Path(out_dir) / f"training_previews_{stage}.png"
-            save_figure(plot_training_previews(*previews, title=f"{stage.replace('stage', 'stage ')}: samples during training"), path)
-            saved.append(path)
+        path = Path(out_dir) / f"training_previews_{stage}.png"
+        if previews is None:
+            path.unlink(missing_ok=True)  # an earlier run's figure in a reused output folder would mislead
+            continue
+        save_figure(plot_training_previews(*previews, title=f"{stage.replace('stage', 'stage ')}: samples during training"), path)
+        saved.append(path)
     return saved
+
+
+def missing_previews_reason(world: SyntheticWorld, run_dir: str | os.PathLike) -> str:
+    """Why a run shows no samples during training, and what to do about it."""
+    if world.subset("oracle")["pid"].nunique() < 2:
+        return "no training previews: this world has no oracle renders of two identities to sample"
+    return (f"no training previews: the generator in {run_dir} was trained before they were recorded "
+            "(delete that folder to train it again with them)")
 
 
 def identity_check(generator_dir: str | os.PathLike, world: SyntheticWorld, judge_dir: str | os.PathLike,
@@ -187,7 +206,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
     """Train (cached) and judge the tiny generator on the world of ``profile``; figures go to ``out_dir``.
 
     Returns ``{"generator": folder, "run_dir": folder, "details": scores and settings, "shown": grid tensors,
-    "previews": the figures of samples during training (none for a generator trained before they were recorded)}``.
+    "preview_figures": the figures of samples during training, "preview_note": why there are none, or None}``.
     """
     import pandas as pd
 
@@ -206,7 +225,7 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
             for name, path in (("stage1", stage1_log), ("stage2", run_dir / "stage2" / "loss.csv")) if path and path.is_file()}
     if logs:
         save_figure(plot_loss_curves(logs), out_dir / "loss_curves.png")
-    previews = save_training_previews(run_dir, out_dir)
+    preview_figures = save_training_previews(run_dir, out_dir)
     timings = run_dir / "timings.json"
     steps = {f"{name}_steps": json.loads((run_dir / name / "train_config.json").read_text())["steps"]
              for name in ("stage1", "stage2") if (run_dir / name / "train_config.json").is_file()}
@@ -214,7 +233,8 @@ def generator_experiment(profile: str, out_dir: str | os.PathLike, stage1_steps:
                "training": json.loads(timings.read_text()) if timings.is_file() else {},
                "target": "rank1_generated >= 0.5 and closer_generated >= 0.8"}
     (out_dir / "identity.json").write_text(json.dumps(details, indent=1))
-    return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown, "previews": previews}
+    return {"generator": final, "run_dir": run_dir, "details": details, "shown": shown, "preview_figures": preview_figures,
+            "preview_note": None if preview_figures else missing_previews_reason(world, run_dir)}
 
 
 def save_identity_grid(scores: dict, shown: dict, path: str | os.PathLike) -> None:

@@ -127,8 +127,8 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
 
     A finished run is reused as is; a partial one resumes from its last segment. ``stop_after`` ends
     the run after that many steps (at a segment boundary), as an interruption would. ``preview`` samples
-    its probes with the EMA weights at step 0, every ``preview.every`` steps and at the end, into
-    ``out_dir / "previews"``; it does not change what is trained.
+    its probes with the weights the saved generator will hold (EMA, or raw without EMA) at step 0, every
+    ``preview.every`` steps and at the end, into ``out_dir / "previews"``; it does not change what is trained.
     """
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
@@ -153,9 +153,10 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
                disable=not progress or not accelerator.is_main_process)
     end = min(config.steps, stop_after) if stop_after else config.steps
     trainable.train()
-    previews = out_dir / "previews"
+    previews_dir = out_dir / "previews"
     if preview is not None and step == 0 and accelerator.is_main_process:
-        _record_preview(preview, generator, trainable, ema, step, previews)
+        preview.start(previews_dir)
+        _record_preview(preview, generator, trainable, ema, step, previews_dir)
     while step < end:
         records = []
         for _ in range(min(config.checkpoint_every, end - step)):
@@ -169,7 +170,7 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
             bar.set_postfix(loss=f"{loss:.4f}")
             records.append({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0]})
             if preview is not None and preview.due(step, config.steps) and accelerator.is_main_process:
-                _record_preview(preview, generator, trainable, ema, step, previews)
+                _record_preview(preview, generator, trainable, ema, step, previews_dir)
         if accelerator.is_main_process:
             pd.DataFrame(records).to_csv(log_path, mode="a", header=not log_path.exists(), index=False)
         save_training_state(accelerator, state_dir, step, {"ema.pt": ema.state_dict()} if ema is not None else None)
@@ -183,7 +184,7 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
 
 
 def _record_preview(preview: TrainingPreview, generator: PoseDiveGenerator, trainable, ema, step: int, folder: Path) -> None:
-    """Sample the preview with the EMA weights (what the saved generator will hold), then put the training weights back."""
+    """Sample the preview with the weights the saved generator will hold (EMA, if kept), then put the training weights back."""
     if ema is not None:
         ema.store(trainable.parameters())
         ema.copy_to(trainable.parameters())
