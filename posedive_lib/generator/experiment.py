@@ -118,11 +118,16 @@ def training_preview(world: SyntheticWorld, n_ids: int = 6, every: int = 100, se
     world without oracle renders of two identities)."""
     from .identity import identity_probe
 
-    available = world.subset("oracle")["pid"].nunique()
+    available = _oracle_identities(world)
     if available < 2:
         return None
     probe = identity_probe(world, n_ids=min(n_ids, available), per_id=1, seed=seed)
     return TrainingPreview(probe.references, probe.conditions, probe.same, every=every, seed=seed)
+
+
+def _oracle_identities(world: SyntheticWorld) -> int:
+    """How many identities the world has oracle renders of (training previews need two)."""
+    return world.subset("oracle")["pid"].nunique()
 
 
 def save_training_previews(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
@@ -145,7 +150,7 @@ def save_training_previews(run_dir: str | os.PathLike, out_dir: str | os.PathLik
 
 def missing_previews_reason(world: SyntheticWorld, run_dir: str | os.PathLike) -> str:
     """Why a run shows no samples during training, and what to do about it."""
-    if world.subset("oracle")["pid"].nunique() < 2:
+    if _oracle_identities(world) < 2:
         return "no training previews: this world has no oracle renders of two identities to sample"
     return (f"no training previews: the generator in {run_dir} was trained before they were recorded "
             "(delete that folder to train it again with them)")
