@@ -20,10 +20,12 @@ def plot_generation_grid(references, conditions, generated, oracle=None, rows: i
 
     ``references``/``generated``/``oracle``: (N, 3, H, W) in [-1, 1] or uint8; ``conditions``: (N, 7, H, W) in [0, 1].
     """
+    from ..generator.data import conditions_to_uint8
+
     columns = ["reference", "depth", "normal", "skeleton", "generated"] + (["oracle"] if oracle is not None else [])
     grid = []
     for i in range(min(rows, len(references))):
-        c = (conditions[i].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        c = conditions_to_uint8(conditions[i])
         tiles = [_uint8_image(references[i]), c[0].numpy(), c[1:4].permute(1, 2, 0).numpy(),
                  c[4:7].permute(1, 2, 0).numpy(), _uint8_image(generated[i])]
         grid.append(tiles + ([_uint8_image(oracle[i])] if oracle is not None else []))

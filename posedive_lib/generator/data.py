@@ -33,6 +33,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def conditions_to_uint8(conditions: torch.Tensor) -> torch.Tensor:
+    """Condition maps in [0, 1] -> uint8 in [0, 255] (same layout)."""
+    return (conditions.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def stack_conditions(maps: dict[str, np.ndarray]) -> torch.Tensor:
     """``{"depth", "normal", "skeleton"}`` uint8 arrays -> (N, 7, H, W) uint8 tensor in guider order."""
     parts = []

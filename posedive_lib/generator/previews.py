@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..paths import atomic_output
-from .data import to_uint8
+from .data import conditions_to_uint8, to_uint8
 
 PREVIEW_FILE = re.compile(r"step_(\d+)\.npy")
 
@@ -54,7 +54,7 @@ class TrainingPreview:
         folder = Path(folder)
         shutil.rmtree(folder, ignore_errors=True)
         arrays = {"references": to_uint8(self.references).numpy(),
-                  "conditions": (self.conditions.clamp(0, 1) * 255).round().to(torch.uint8).numpy()}
+                  "conditions": conditions_to_uint8(self.conditions).numpy()}
         if self.oracle is not None:
             arrays["oracle"] = self.oracle.numpy()
         with atomic_output(folder / "probe.npz") as tmp:
