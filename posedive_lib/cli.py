@@ -199,6 +199,27 @@ def stage1_length(profile: str, seeds: list[int], extra_steps: list[int], pretra
     return path
 
 
+def train_generator_on_frames(frames: Path, out: Path, start: str | None = None, sd15: str | None = None,
+                              clip: str | None = None, image_size: tuple[int, int] = (384, 192), steps: int = 1000,
+                              batch: int = 16, lr: float = 1e-5, frames_per_clip: int | None = None, seed: int = 0) -> Path:
+    """Train a generator on a folder of frames with their condition maps (``posedive_lib.generator.frames``): stage 1
+    on fashion videos from Stable Diffusion 1.5 (``sd15`` and ``clip`` folders), or from a saved generator (``start``),
+    e.g. stage 2 on a Re-ID training split laid out one folder per person."""
+    from .generator.frames import train_on_frames
+    from .generator.sizes import sd15_generator
+    from .generator.train import GeneratorTrainConfig
+
+    config = GeneratorTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed)
+    if start is not None:
+        final = train_on_frames(frames, out, PROJECT_ROOT / start, config, frames_per_clip)
+    else:
+        generator = sd15_generator(sd15, clip, image_size)
+        final = train_on_frames(frames, out, generator, config, frames_per_clip,
+                                start_name=f"sd15 {Path(sd15).resolve()} + clip {Path(clip).resolve()}, {image_size}")
+    print(f"wrote the trained generator to {final} and its loss curve to {out / 'loss_curve.png'}")
+    return final
+
+
 def readme_tables(check: bool = False, readme: Path | None = None) -> int:
     """Render the README's result tables from the committed run folders; with ``check``, only report stale ones."""
     from .analysis.readme_tables import update_readme
@@ -233,7 +254,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         _check_seeds(args.seeds)
     if getattr(args, "seed", 0) < 0:
         raise SystemExit(f"--seed must be non-negative, got {args.seed}")
-    for name in ("workers", "iterations", "stage1_steps", "vae_steps"):
+    for name in ("workers", "iterations", "stage1_steps", "vae_steps", "steps", "batch"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -243,6 +264,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     extra = getattr(args, "extra_steps", None)
     if extra is not None and min(extra) < 0:
         raise SystemExit(f"--extra-steps must be non-negative (0: the weights as they are), got {extra}")
+    if args.command == "train-generator":
+        _check_frames_arguments(args)
     pretrained = getattr(args, "pretrained", None)
     if pretrained is not None and not _is_saved_generator(PROJECT_ROOT / pretrained):
         raise SystemExit(f"--pretrained {pretrained}: no saved generator there (generator.json missing); pass a folder "
@@ -256,6 +279,20 @@ def _check_arguments(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if args.command == "oracle-check" and out is not None and (out.is_dir() or out.suffix != ".csv"):
         raise SystemExit(f"--out {out}: give the path of a CSV file (e.g. results/experiments/oracle_check.csv)")
+
+
+def _check_frames_arguments(args: argparse.Namespace) -> None:
+    if (args.sd15 is None) != (args.clip is None):
+        raise SystemExit("--sd15 and --clip go together: the Stable Diffusion 1.5 folder and the CLIP image encoder folder")
+    if args.start is not None and not _is_saved_generator(PROJECT_ROOT / args.start):
+        raise SystemExit(f"--start {args.start}: no saved generator there (generator.json missing); pass a folder written "
+                         f"by PoseDiveGenerator.save_pretrained, e.g. {STAGE1_WEIGHTS}, or --sd15 and --clip")
+    if not args.lr > 0:
+        raise SystemExit(f"--lr must be positive, got {args.lr}")
+    if args.frames_per_clip is not None and args.frames_per_clip < 2:
+        raise SystemExit(f"--frames-per-clip must be at least 2 (a pair needs two frames of a clip), got {args.frames_per_clip}")
+    if min(args.image_size) < 1:
+        raise SystemExit(f"--image-size must be positive, got {args.image_size}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +347,21 @@ def main(argv: list[str] | None = None) -> int:
     controls_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     controls_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     controls_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
+    frames_p = sub.add_parser("train-generator", help="train a generator on your frames with their condition maps")
+    frames_p.add_argument("--frames", type=Path, required=True,
+                          help="folder of clips: <clip>/images, depth, normal, skeleton (see posedive_lib.generator.frames)")
+    frames_p.add_argument("--out", type=Path, required=True, help="run folder (resumes there; generator/ when done)")
+    start = frames_p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--start", default=None, help="a saved generator to continue, e.g. models/tiny-stage1")
+    start.add_argument("--sd15", default=None, help="a Stable Diffusion 1.5 folder (unet/, vae/, scheduler/); needs --clip")
+    frames_p.add_argument("--clip", default=None, help="a CLIP image encoder folder (with --sd15)")
+    frames_p.add_argument("--image-size", type=int, nargs=2, default=[384, 192], metavar=("H", "W"),
+                          help="with --sd15: training size (default 384 192, the paper's stage 2)")
+    frames_p.add_argument("--steps", type=int, default=1000)
+    frames_p.add_argument("--batch", type=int, default=16)
+    frames_p.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default 1e-5, the paper's)")
+    frames_p.add_argument("--frames-per-clip", type=int, default=None, help="evenly spaced frames kept per clip")
+    frames_p.add_argument("--seed", type=int, default=0)
     tables_p = sub.add_parser("readme-tables", help="render the README's result tables from the committed runs")
     tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
@@ -337,6 +389,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out, args.export_stage1)
     elif args.command == "split-controls":
         split_controls(args.profile, args.seeds, args.out)
+    elif args.command == "train-generator":
+        train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size),
+                                  args.steps, args.batch, args.lr, args.frames_per_clip, args.seed)
     elif args.command == "readme-tables":
         return readme_tables(args.check)
     return 0

@@ -51,6 +51,27 @@ def train_smoke_generator():
     return train
 
 
+@pytest.fixture
+def sd15_like_folder():
+    """``(root) -> None``: write a tiny folder in the Stable Diffusion 1.5 layout (4-level VAE: x8) to ``root / "sd"``
+    and a CLIP image encoder folder to ``root / "clip"``."""
+    def write(root):
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE
+
+        unet = UNet2DConditionModel(sample_size=(8, 4), **{**TINY_UNET, "cross_attention_dim": 64})
+        vae = AutoencoderKL(**{**TINY_VAE, "block_out_channels": (16, 32, 32, 32),
+                               "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4})
+        unet.save_pretrained(root / "sd" / "unet")
+        vae.save_pretrained(root / "sd" / "vae")
+        DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(root / "sd" / "scheduler")
+        CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).save_pretrained(root / "clip")
+
+    return write
+
+
 def fabricate_smpl_arrays(seed: int = 0) -> dict:
     """Arrays with the names, shapes and dtypes of an SMPL v1.1.0 model file (random content).
 

@@ -8,14 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from posedive_lib.generator.data import PairData, to_uint8
 from posedive_lib.generator.model import PoseDiveGenerator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.pose_guider import PoseGuider
-from posedive_lib.generator.sizes import TINY_CLIP, TINY_UNET, TINY_VAE, sd15_generator, sd15_random_generator, tiny_generator
+from posedive_lib.generator.sizes import sd15_generator, sd15_random_generator, tiny_generator
 from posedive_lib.generator.train import PRESETS, diffusion_loss
 
 SIZE = (64, 32)  # (H, W): small enough for fast tests, a multiple of VAE x U-Net downsampling
@@ -227,19 +225,8 @@ def test_a_failed_preview_puts_the_training_weights_and_modes_back(tmp_path, mon
         assert torch.equal(value, before[name]), name
 
 
-def write_sd15_like_folder(root):
-    """A tiny folder in the Stable Diffusion 1.5 layout (4-level VAE: x8), plus a CLIP image encoder folder."""
-    unet = UNet2DConditionModel(sample_size=(8, 4), **{**TINY_UNET, "cross_attention_dim": 64})
-    vae = AutoencoderKL(**{**TINY_VAE, "block_out_channels": (16, 32, 32, 32),
-                           "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4}),
-    unet.save_pretrained(root / "sd" / "unet")
-    vae[0].save_pretrained(root / "sd" / "vae")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(root / "sd" / "scheduler")
-    CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP)).save_pretrained(root / "clip")
-
-
-def test_sd15_size_loads_from_local_folders(tmp_path):
-    write_sd15_like_folder(tmp_path)
+def test_sd15_size_loads_from_local_folders(tmp_path, sd15_like_folder):
+    sd15_like_folder(tmp_path)
     gen = sd15_generator(tmp_path / "sd", tmp_path / "clip", image_size=SIZE).eval()
     assert gen.pose_guider.downsampling_factor == 8 and gen.latent_size == (8, 4)
     assert gen.scheduler.config.prediction_type == "v_prediction"

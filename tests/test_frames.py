@@ -1,0 +1,156 @@
+"""Frames folders (clips of frames with their condition maps): reading, bad input, and training a generator on one."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from posedive_lib.cli import main
+from posedive_lib.data.synthetic.world_conditions import world_conditions
+from posedive_lib.generator.data import load_images, stack_conditions
+from posedive_lib.generator.frames import read_frames, train_on_frames, write_clip
+from posedive_lib.generator.model import PoseDiveGenerator
+from posedive_lib.generator.sizes import tiny_generator
+from posedive_lib.generator.train import PRESETS
+
+SIZE = (64, 32)
+
+
+@pytest.fixture(scope="module")
+def world_clips(smoke_world, tmp_path_factory):
+    """The smoke world's train images of three identities, one clip per identity, with their rows and maps."""
+    rows = smoke_world.subset("train")
+    maps = world_conditions(smoke_world, "train", progress=False)
+    pids = sorted(rows["pid"].unique())[:3]
+    root = tmp_path_factory.mktemp("frames")
+    chosen = []
+    for pid in pids:
+        index = np.flatnonzero(rows["pid"].to_numpy() == pid)[:4]
+        images = np.stack([np.asarray(Image.open(smoke_world.root / rows["path"][i]).convert("RGB")) for i in index])
+        write_clip(root, f"person{pid:04d}", images, {name: maps[name][index] for name in ("depth", "normal", "skeleton")})
+        chosen.extend(index)
+    return root, rows.iloc[chosen].reset_index(drop=True), {k: maps[k][chosen] for k in ("depth", "normal", "skeleton")}
+
+
+def test_a_written_clip_reads_back_as_the_worlds_images_and_maps(smoke_world, world_clips):
+    root, rows, maps = world_clips
+    height, width = smoke_world.config.height, smoke_world.config.width
+    frames = read_frames(root, (height, width), progress=False)
+    assert torch.equal(frames.images, load_images(rows, smoke_world.root))
+    assert torch.equal(frames.conditions, stack_conditions(maps))
+    assert frames.clips == [f"person{pid:04d}" for pid in sorted(rows["pid"].unique())]
+    assert list(frames.pids) == list(pd.factorize(rows["pid"])[0])
+    assert frames.paths[0] == f"{frames.clips[0]}/images/000000.png"
+
+
+def test_frames_are_resized_thinned_evenly_and_dwpose_is_the_skeleton(world_clips, tmp_path):
+    root, rows, _ = world_clips
+    frames = read_frames(root, SIZE, frames_per_clip=2, progress=False)
+    assert frames.images.shape == (6, 3, *SIZE) and frames.conditions.shape == (6, 7, *SIZE)
+    assert frames.conditions.dtype == torch.uint8 and -1 <= float(frames.images.min()) < float(frames.images.max()) <= 1
+    assert [p.rsplit("/", 1)[1] for p in frames.paths[:2]] == ["000000.png", "000003.png"]  # first and last of 4
+    clip = tmp_path / "c"
+    import shutil
+
+    shutil.copytree(root / frames.clips[0], clip / "a")
+    (clip / "a" / "skeleton").rename(clip / "a" / "dwpose")
+    renamed = read_frames(clip, SIZE, progress=False)
+    assert torch.equal(renamed.conditions, read_frames(root, SIZE, progress=False).conditions[:4])
+
+
+def _clip(root, name="a", frames=2, size=(32, 16)):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (frames, *size, 3), dtype=np.uint8)
+    maps = {"depth": images[..., 0], "normal": images, "skeleton": 255 - images}
+    return write_clip(root, name, images, maps)
+
+
+def test_bad_frames_folders_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_frames(tmp_path / "nowhere", SIZE)
+    with pytest.raises(FileNotFoundError, match="no clip folders"):
+        read_frames(tmp_path, SIZE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: no images/ folder"):
+        read_frames(tmp_path, SIZE)
+    (tmp_path / "empty").rmdir()
+    clip = _clip(tmp_path)
+    with pytest.raises(ValueError, match="frames_per_clip must be at least 2"):
+        read_frames(tmp_path, SIZE, frames_per_clip=1)
+    (clip / "normal" / "000001.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"a/images/000001.png has no normal map"):
+        read_frames(tmp_path, SIZE, progress=False)
+    Image.new("RGB", (17, 32)).save(clip / "normal" / "000001.png")
+    with pytest.raises(ValueError, match=r"normal map 000001.png is 17 x 32, its frame 000001.png 16 x 32"):
+        read_frames(tmp_path, SIZE, progress=False)
+    (clip / "normal" / "000001.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"cannot read image .*000001.png"):
+        read_frames(tmp_path, SIZE, progress=False)
+    for name in ("normal", "skeleton"):
+        for path in (clip / name).iterdir():
+            path.unlink()
+        (clip / name).rmdir()
+    with pytest.raises(FileNotFoundError, match=r"a: no normal/ folder of normal maps"):
+        read_frames(tmp_path, SIZE, progress=False)
+
+
+@pytest.fixture
+def tiny_start(tmp_path):
+    tiny_generator(image_size=SIZE, seed=0).save_pretrained(tmp_path / "start")
+    return tmp_path / "start"
+
+
+def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tmp_path, tiny_start):
+    frames = tmp_path / "frames"
+    for name in ("a", "b"):
+        _clip(frames, name, frames=3)
+    config = PRESETS["smoke"]
+    final = train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False)
+    assert len(pd.read_csv(tmp_path / "run" / "loss.csv")) == config.steps
+    assert (tmp_path / "run" / "loss_curve.png").is_file()
+    trained, start = PoseDiveGenerator.from_pretrained(final), PoseDiveGenerator.from_pretrained(tiny_start)
+    assert trained.image_size == SIZE
+    assert not torch.equal(trained.pose_guider.conv_out.weight, start.pose_guider.conv_out.weight)  # guiders trained
+    stamp = (final / "generator.json").stat().st_mtime_ns
+    assert train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False) == final
+    assert (final / "generator.json").stat().st_mtime_ns == stamp  # reused, not trained again
+    record = json.loads((tmp_path / "run" / "frames_run.json").read_text())
+    assert record["start"].startswith("saved generator ") and len(record["frames"]) == 6
+    with pytest.raises(ValueError, match="holds a training run with other config"):
+        train_on_frames(frames, tmp_path / "run", tiny_start, PRESETS["smoke"].__class__(steps=5, batch=4), progress=False)
+    _clip(frames, "c", frames=2)
+    with pytest.raises(ValueError, match="holds a training run with other frames"):
+        train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False)
+    single = tmp_path / "single"
+    _clip(single, "a", frames=1)
+    with pytest.raises(ValueError, match="every clip has a single frame"):
+        train_on_frames(single, tmp_path / "run2", tiny_start, config, progress=False)
+    with pytest.raises(ValueError, match="name an unsaved start generator"):
+        train_on_frames(frames, tmp_path / "run3", tiny_generator(image_size=SIZE), config, progress=False)
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()
+
+
+def test_cli_trains_from_stable_diffusion_folders_and_checks_its_arguments(tmp_path, sd15_like_folder, capsys):
+    sd15_like_folder(tmp_path)
+    frames = tmp_path / "frames"
+    _clip(frames, "a", frames=2, size=(64, 32))
+    out = tmp_path / "run"
+    assert main(["train-generator", "--frames", str(frames), "--out", str(out), "--sd15", str(tmp_path / "sd"),
+                 "--clip", str(tmp_path / "clip"), "--image-size", "64", "32", "--steps", "2", "--batch", "2"]) == 0
+    trained = PoseDiveGenerator.from_pretrained(out / "generator")
+    assert trained.image_size == SIZE and trained.pose_guider.downsampling_factor == 8
+    assert "sd15" in json.loads((out / "frames_run.json").read_text())["start"]
+    for argv, message in ((["--sd15", str(tmp_path / "sd")], "--sd15 and --clip go together"),
+                          (["--start", str(tmp_path)], "no saved generator there"),
+                          (["--start", str(out / "generator"), "--steps", "0"], "--steps must be at least 1"),
+                          (["--start", str(out / "generator"), "--lr", "0"], "--lr must be positive")):
+        with pytest.raises(SystemExit, match=message):
+            main(["train-generator", "--frames", str(frames), "--out", str(tmp_path / "x"), *argv])
+    with pytest.raises(SystemExit, match="frames folder .* does not exist"):
+        main(["train-generator", "--frames", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
+              "--start", str(out / "generator")])
+    assert not (tmp_path / "x").exists()
