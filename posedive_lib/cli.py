@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .accelerators import DEVICES
+from .augment.condition_gallery import MODES
 from .paths import PROJECT_ROOT, STAGE1_WEIGHTS, results_dir
 from .profiles import PROFILES, profile_settings
 
@@ -220,6 +221,27 @@ def train_generator_on_frames(frames: Path, out: Path, start: str | None = None,
     return final
 
 
+def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out: Path, mode: str = "both",
+                         per_id: int = 15, gallery_size: int = 2048, steps: int = 20, guidance: float = 3.5,
+                         batch: int = 16, seed: int = 0, tau: float = 0.6, export: bool = True) -> dict | None:
+    """Generate, filter and export the Pose-dIVE augmentation of a real data set (``augment.dataset_augmentation``)."""
+    from .augment.dataset_augmentation import augment_dataset
+    from .augment.filtering import FilterThresholds
+    from .augment.generate import AugmentConfig
+
+    config = AugmentConfig(per_id=per_id, steps=steps, guidance_scale=guidance, batch=batch, seed=seed)
+    result = augment_dataset(dataset, data_root, PROJECT_ROOT / generator_dir, out, mode, config, gallery_size,
+                             FilterThresholds(tau, tau, 0.4, tau), export)
+    if result is not None:
+        generated, kept = len(result["generated"]), len(result["kept"])
+        print(f"generated {generated} images in {out / 'generated'}; the keypoint filter (tau {tau}) kept {kept} "
+              f"({kept / max(generated, 1):.0%}), every decision in {out / 'filter_decisions.csv'}")
+        if result["export"] is not None:
+            print(f"wrote {result['export']}: the data set with the kept images in bounding_box_train, in the "
+                  "Market-1501 layout that CLIP-ReID, torchreid and fast-reid read")
+    return result
+
+
 def readme_tables(check: bool = False, readme: Path | None = None) -> int:
     """Render the README's result tables from the committed run folders; with ``check``, only report stale ones."""
     from .analysis.readme_tables import update_readme
@@ -254,7 +276,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         _check_seeds(args.seeds)
     if getattr(args, "seed", 0) < 0:
         raise SystemExit(f"--seed must be non-negative, got {args.seed}")
-    for name in ("workers", "iterations", "stage1_steps", "vae_steps", "steps", "batch"):
+    for name in ("workers", "iterations", "stage1_steps", "vae_steps", "steps", "batch", "per_id", "gallery_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -266,6 +288,12 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"--extra-steps must be non-negative (0: the weights as they are), got {extra}")
     if args.command == "train-generator":
         _check_frames_arguments(args)
+    if args.command == "augment":
+        if not _is_saved_generator(PROJECT_ROOT / args.generator):
+            raise SystemExit(f"--generator {args.generator}: no saved generator there (generator.json missing); train one "
+                             "with `python -m posedive_lib.cli train-generator` and pass its generator/ folder")
+        if not 0 <= args.tau <= 1 or args.guidance < 0:
+            raise SystemExit(f"--tau must lie in [0, 1] and --guidance be non-negative, got {args.tau} and {args.guidance}")
     pretrained = getattr(args, "pretrained", None)
     if pretrained is not None and not _is_saved_generator(PROJECT_ROOT / pretrained):
         raise SystemExit(f"--pretrained {pretrained}: no saved generator there (generator.json missing); pass a folder "
@@ -362,6 +390,21 @@ def main(argv: list[str] | None = None) -> int:
     frames_p.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default 1e-5, the paper's)")
     frames_p.add_argument("--frames-per-clip", type=int, default=None, help="evenly spaced frames kept per clip")
     frames_p.add_argument("--seed", type=int, default=0)
+    aug_p = sub.add_parser("augment", help="augment a real Re-ID data set with a trained generator (generate, filter, export)")
+    aug_p.add_argument("--dataset", required=True, help="market1501, msmt17, cuhk03 (labeled), cuhk03_detected or dukemtmc")
+    aug_p.add_argument("--data-root", type=Path, required=True, help="the data set's folder (only read)")
+    aug_p.add_argument("--generator", required=True, help="a saved generator, e.g. the generator/ of train-generator")
+    aug_p.add_argument("--out", type=Path, required=True, help="output folder (resumes there)")
+    aug_p.add_argument("--mode", choices=MODES, default="both",
+                       help="both (the paper's: external poses, uniform cameras), pose, viewpoint or in_domain")
+    aug_p.add_argument("--per-id", type=int, default=15, help="generated images per identity (the paper's best: 15)")
+    aug_p.add_argument("--gallery-size", type=int, default=2048, help="target conditions to draw from")
+    aug_p.add_argument("--steps", type=int, default=20, help="DDIM steps")
+    aug_p.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale")
+    aug_p.add_argument("--batch", type=int, default=16)
+    aug_p.add_argument("--seed", type=int, default=0)
+    aug_p.add_argument("--tau", type=float, default=0.6, help="keypoint-confidence threshold (the paper's best: 0.6)")
+    aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
     tables_p = sub.add_parser("readme-tables", help="render the README's result tables from the committed runs")
     tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
@@ -392,6 +435,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "train-generator":
         train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size),
                                   args.steps, args.batch, args.lr, args.frames_per_clip, args.seed)
+    elif args.command == "augment":
+        augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,
+                             args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
+                             not args.no_export)
     elif args.command == "readme-tables":
         return readme_tables(args.check)
     return 0

@@ -22,6 +22,7 @@ from ..paths import atomic_output, cache_dir, config_key
 from ..render.camera import ViewpointSampler
 
 MODES = ("both", "pose", "viewpoint", "in_domain")
+UNIFORM_VIEWPOINT_MODES = ("both", "viewpoint")  # the others draw viewpoints from the training set
 # Pose sources of the gallery: kind, seed offset, size (seeds disjoint from the synthetic world's test and oracle).
 GALLERY_SOURCES = {"external": ("external", 5000, 4000), "gait": ("gait", 5000, 1000), "standing": ("standing", 5000, 1000)}
 
@@ -78,7 +79,7 @@ def plan_gallery(config: GalleryConfig, train_viewpoints: pd.DataFrame | None = 
     else:
         sources = np.where(rng.random(n) < config.walk_fraction, "gait", "standing")
     indices = np.array([rng.integers(GALLERY_SOURCES[s][2]) for s in sources])
-    if config.mode in ("both", "viewpoint"):
+    if config.mode in UNIFORM_VIEWPOINT_MODES:
         elevation, azimuth = ViewpointSampler(config.elevation, config.azimuth).sample(n, rng)
     else:
         needed = {"elevation", "azimuth"}

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..data.images import read_rgb_stack
 from .condition_gallery import ConditionGallery
+from .keypoints import estimate_files
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,10 @@ def keypoint_error(estimated: np.ndarray, target: np.ndarray, height: int, min_c
 
 
 def keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGallery, estimator,
-                        batch: int = 64, progress: bool = True) -> pd.DataFrame:
+                        batch: int = 64, progress: bool = True, parent_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Add ``kp_ref_min``, ``kp_target_mean``, ``kp_gen_mean``, ``kp_gen_diff``, ``kp_gen_error`` (and the
-    generated image's estimated keypoints) to an augmentation manifest whose paths and parents are under ``root``."""
+    generated image's estimated keypoints) to an augmentation manifest whose paths are under ``root`` and whose
+    parents (reference images) are under ``parent_root`` (default: ``root``)."""
     from tqdm.auto import tqdm
 
     from ..data.manifest import decode_keypoints, encode_keypoints
@@ -78,7 +80,7 @@ def keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery
     ref_min = {}
     for start in tqdm(range(0, len(parents), batch), desc="keypoints: references", disable=not progress):
         chunk = parents[start:start + batch]
-        conf = estimator.estimate(read_rgb_stack(chunk, root))["keypoints"][..., 2]
+        conf = estimate_files(estimator, chunk, parent_root or root)["keypoints"][..., 2]
         ref_min.update(zip(chunk, conf.min(1)))
     target_keypoints = decode_keypoints(gallery.table["keypoints"])  # rendered joints: x, y, visible
     gen_mean, gen_diff, gen_error, gen_keypoints = [], [], [], []

@@ -66,6 +66,18 @@ class PoseEstimator:
         self._pose.close()
 
 
+def estimate_files(estimator, paths, root: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``estimator.estimate`` on the image files at ``paths`` under ``root``, of one size or of several (real data
+    sets, one at a time then)."""
+    from ..data.images import read_rgb
+
+    images = [read_rgb(Path(root) / p) for p in paths]
+    if len({image.shape for image in images}) == 1:
+        return estimator.estimate(np.stack(images))
+    outs = [estimator.estimate(image[None]) for image in images]
+    return {key: np.concatenate([out[key] for out in outs]) for key in outs[0]}
+
+
 def viewpoint_from_camera_joints(joints: np.ndarray, distance: float = 100.0) -> tuple[float, float]:
     """Body elevation and azimuth (degrees) from hip-centred COCO-17 joints in camera axes
     (x right, y down, z away from the camera); the body's vertical is its hips -> shoulders direction."""
@@ -84,23 +96,15 @@ def annotate_manifest(manifest: pd.DataFrame, root: str | os.PathLike, estimator
     whose viewpoints and poses are unknown); ``kp_found`` says where a person was detected."""
     from tqdm.auto import tqdm
 
-    from ..data.images import read_rgb
     from ..data.manifest import encode_keypoints
 
-    root = Path(root)
     keypoints, elevation, azimuth, found = [], [], [], []
     for start in tqdm(range(0, len(manifest), batch), desc="keypoint annotation", disable=not progress):
-        paths = manifest["path"].iloc[start:start + batch]
-        images = [read_rgb(root / p) for p in paths]
-        if len({image.shape for image in images}) == 1:
-            outs = [estimator.estimate(np.stack(images))]
-        else:  # mixed sizes (real data sets): one at a time
-            outs = [estimator.estimate(image[None]) for image in images]
-        for out in outs:
-            keypoints += encode_keypoints(out["keypoints"])
-            elevation += out["elevation"].tolist()
-            azimuth += out["azimuth"].tolist()
-            found += out["found"].tolist()
+        out = estimate_files(estimator, manifest["path"].iloc[start:start + batch], root)
+        keypoints += encode_keypoints(out["keypoints"])
+        elevation += out["elevation"].tolist()
+        azimuth += out["azimuth"].tolist()
+        found += out["found"].tolist()
     return manifest.assign(keypoints=keypoints, elevation=np.round(elevation, 2), azimuth=np.round(azimuth, 2),
                            kp_found=found)
 

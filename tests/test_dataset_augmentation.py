@@ -1,0 +1,101 @@
+"""Augmenting a real data set on disk (generate, filter, export) on a Market-1501 stand-in made of the smoke world."""
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from posedive_lib.augment.dataset_augmentation import augment_dataset
+from posedive_lib.augment.filtering import FilterThresholds
+from posedive_lib.augment.generate import AugmentConfig
+from posedive_lib.cli import main
+from posedive_lib.data.export import export_market_layout
+from posedive_lib.data.real_datasets import load_market1501
+from posedive_lib.generator.sizes import tiny_generator
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe (make setup)")
+KEEP_ALL = FilterThresholds(0.0, 0.0, 1.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def market(smoke_world, tmp_path_factory):
+    """The smoke world's train and test images as a Market-1501 folder (cameras 1-based, as Market names them)."""
+    rows = smoke_world.subset("train", "test")
+    root = tmp_path_factory.mktemp("market") / "Market-1501"
+    export_market_layout(rows.assign(camid=rows["camid"] + 1), smoke_world.root, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def generator_dir(smoke_world, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gen") / "generator"
+    tiny_generator(image_size=(smoke_world.config.height, smoke_world.config.width), seed=0).save_pretrained(folder)
+    return folder
+
+
+def test_a_real_data_set_is_augmented_filtered_and_exported(market, generator_dir, tmp_path):
+    real = load_market1501(market)
+    train = real[real["split"] == "train"]
+    config = AugmentConfig(per_id=2, steps=1, batch=8)
+    result = augment_dataset("market1501", market, generator_dir, tmp_path / "out", config=config, gallery_size=4,
+                             thresholds=KEEP_ALL, progress=False)
+    generated = result["generated"]
+    assert len(generated) == 2 * train["pid"].nunique()
+    assert sorted(generated["pid"].unique()) == sorted(train["pid"].unique())
+    assert generated["parent"].isin(train["path"]).all() and set(generated["source"]) == {"generated"}
+    assert all((tmp_path / "out" / "generated" / p).is_file() for p in generated["path"])
+    decisions = pd.read_csv(tmp_path / "out" / "filter_decisions.csv")
+    assert len(decisions) == len(generated) and decisions["keep"].all()
+    assert {"kp_ref_min", "kp_gen_mean", "keep_reference"} <= set(decisions.columns)
+    exported = load_market1501(result["export"])
+    counts = exported.groupby("split").size().to_dict()
+    assert counts == {"train": len(train) + len(generated), "query": int((real.split == "query").sum()),
+                      "gallery": int((real.split == "gallery").sum())}
+    assert sorted(exported.loc[exported.split == "train", "pid"].unique()) == sorted(train["pid"].unique())
+    mapping = pd.read_csv(result["export"] / "mapping.csv")
+    assert (mapping["source"] == "generated").sum() == len(generated)
+    assert set(mapping["dataset"]) == {"market1501", "market1501-posedive"}
+
+    strict = augment_dataset("market1501", market, generator_dir, tmp_path / "out", config=config, gallery_size=4,
+                             thresholds=FilterThresholds(tau_ref=1.0), progress=False)  # generation reused
+    assert strict["generated"]["path"].tolist() == generated["path"].tolist() and strict["kept"].empty
+    assert (load_market1501(strict["export"]).split == "train").sum() == len(train)
+
+
+def test_modes_that_keep_the_training_viewpoints_estimate_them_first(market, generator_dir, tmp_path):
+    from posedive_lib.augment.keypoints import annotated
+
+    real = load_market1501(market)
+    found = annotated(real[real["split"] == "train"].reset_index(drop=True), market, progress=False)
+    found = found[found["kp_found"].astype(bool)]
+    result = augment_dataset("market1501", market, generator_dir, tmp_path / "out", mode="pose",
+                             config=AugmentConfig(per_id=1, steps=1), gallery_size=4, thresholds=KEEP_ALL, export=False,
+                             progress=False)
+    generated = result["generated"]
+    assert result["export"] is None and generated["parent"].isin(found["path"]).all()
+    viewpoints = set(zip(found["elevation"].round(2), found["azimuth"].round(2) % 360))
+    assert set(zip(generated["elevation"].round(2), generated["azimuth"].round(2))) <= viewpoints
+
+
+def test_cli_augments_and_names_bad_input(market, generator_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", str(generator_dir),
+                 "--out", str(out), "--per-id", "1", "--steps", "1", "--gallery-size", "4", "--tau", "0",
+                 "--no-export"]) == 0
+    assert "the keypoint filter (tau 0.0) kept" in capsys.readouterr().out
+    assert not (out / "market_layout").exists() and (out / "filter_decisions.csv").is_file()
+    common = ["--dataset", "market1501", "--data-root", str(market), "--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit, match="--generator .*no saved generator there"):
+        main(["augment", *common, "--generator", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--per-id must be at least 1"):
+        main(["augment", *common, "--generator", str(generator_dir), "--per-id", "0"])
+    with pytest.raises(SystemExit, match="--tau must lie in"):
+        main(["augment", *common, "--generator", str(generator_dir), "--tau", "1.5"])
+    with pytest.raises(SystemExit, match="unknown data set 'market2000'"):
+        main(["augment", "--dataset", "market2000", "--data-root", str(market), "--out", str(tmp_path / "x"),
+              "--generator", str(generator_dir)])
+    with pytest.raises(SystemExit, match="augment: .*nowhere"):
+        main(["augment", "--dataset", "market1501", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"),
+              "--generator", str(generator_dir)])
+    assert not (tmp_path / "x").exists()
