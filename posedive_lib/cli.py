@@ -242,6 +242,31 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
     return result
 
 
+def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: str | None = None,
+                    data_root: Path | None = None, augmented: Path | None = None, pretrained: str | None = None,
+                    iterations: int | None = None) -> Path:
+    """Re-ID baseline (and + Pose-dIVE, given the export of ``augment``) on a real data set, paired seeds."""
+    from dataclasses import replace
+
+    from .analysis.world_figures import save_figure
+    from .reid.dataset_study import dataset_study
+    from .reid.experiment import paired_summary, plot_settings, write_table
+    from .reid.train import PRESETS
+
+    config = replace(PRESETS[preset], pretrained_path=pretrained or PRESETS[preset].pretrained_path,
+                     iterations=iterations or PRESETS[preset].iterations)
+    runs = dataset_study(config, seeds, out, dataset, data_root, augmented)
+    path = write_table(runs, out / "reid_runs.csv")
+    print(runs[["setting", "seed", "mAP", "R1", "R5", "R10", "train_images"]].to_string(index=False))
+    if augmented is not None:
+        summary = paired_summary(runs, "baseline")
+        write_table(summary.reset_index(), out / "reid_summary.csv")
+        save_figure(plot_settings(runs, ["baseline", "posedive"]), out / "reid.png")
+        print(summary.to_string())
+    print(f"wrote {path}" + (", reid_summary.csv and reid.png" if augmented is not None else ""))
+    return path
+
+
 def readme_tables(check: bool = False, readme: Path | None = None) -> int:
     """Render the README's result tables from the committed run folders; with ``check``, only report stale ones."""
     from .analysis.readme_tables import update_readme
@@ -288,6 +313,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"--extra-steps must be non-negative (0: the weights as they are), got {extra}")
     if args.command == "train-generator":
         _check_frames_arguments(args)
+    if args.command == "reid":
+        from .reid.train import PRESETS as REID_PRESETS  # torch loads here, only for this command
+
+        if args.preset not in REID_PRESETS:
+            raise SystemExit(f"--preset {args.preset!r}: use one of {sorted(REID_PRESETS)}")
+    if args.command == "reid" and args.augmented is None and (args.dataset is None or args.data_root is None):
+        raise SystemExit("reid: pass --augmented (the market_layout/ folder of `augment`: baseline and + Pose-dIVE) or "
+                         "--dataset and --data-root (the baseline alone)")
     if args.command == "augment":
         if not _is_saved_generator(PROJECT_ROOT / args.generator):
             raise SystemExit(f"--generator {args.generator}: no saved generator there (generator.json missing); train one "
@@ -405,6 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     aug_p.add_argument("--seed", type=int, default=0)
     aug_p.add_argument("--tau", type=float, default=0.6, help="keypoint-confidence threshold (the paper's best: 0.6)")
     aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
+    reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
+    reid_p.add_argument("--augmented", type=Path, default=None, help="the market_layout/ folder that `augment` wrote")
+    reid_p.add_argument("--dataset", default=None, help="without --augmented: the data set whose baseline to train")
+    reid_p.add_argument("--data-root", type=Path, default=None, help="without --augmented: the data set's folder")
+    reid_p.add_argument("--preset", default="bot",
+                        help="bot (ResNet-50, bag of tricks), diffid (the Diff-ID preprint's recipe), clip (needs --pretrained) or tiny")
+    reid_p.add_argument("--pretrained", default=None, help="backbone weights folder (transformers ResNet-50 or CLIP)")
+    reid_p.add_argument("--iterations", type=int, default=None, help="default: the preset's")
+    reid_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    reid_p.add_argument("--out", type=Path, required=True, help="output folder (runs resume there)")
     tables_p = sub.add_parser("readme-tables", help="render the README's result tables from the committed runs")
     tables_p.add_argument("--check", action="store_true", help="only report tables that differ (exit status 1)")
     args = parser.parse_args(argv)
@@ -439,6 +482,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
                              not args.no_export)
+    elif args.command == "reid":
+        reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, args.augmented, args.pretrained,
+                        args.iterations)
     elif args.command == "readme-tables":
         return readme_tables(args.check)
     return 0

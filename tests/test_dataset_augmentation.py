@@ -99,3 +99,34 @@ def test_cli_augments_and_names_bad_input(market, generator_dir, tmp_path, capsy
         main(["augment", "--dataset", "market1501", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"),
               "--generator", str(generator_dir)])
     assert not (tmp_path / "x").exists()
+
+
+def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(market, generator_dir, tmp_path):
+    from posedive_lib.reid.dataset_study import augmented_export
+
+    result = augment_dataset("market1501", market, generator_dir, tmp_path / "aug", config=AugmentConfig(per_id=2, steps=1),
+                             gallery_size=4, thresholds=KEEP_ALL, progress=False)
+    export = result["export"]
+    manifest = augmented_export(export)
+    assert (manifest["source"] == "generated").sum() == len(result["kept"]) > 0
+    assert set(manifest.loc[manifest["split"] != "train", "source"]) == {"real"}
+    out = tmp_path / "reid"
+    argv = ["reid", "--augmented", str(export), "--preset", "tiny", "--iterations", "4", "--seeds", "0", "1", "--out", str(out)]
+    assert main(argv) == 0
+    runs = pd.read_csv(out / "reid_runs.csv")
+    assert sorted(zip(runs["setting"], runs["seed"])) == [("baseline", 0), ("baseline", 1), ("posedive", 0), ("posedive", 1)]
+    real = load_market1501(market)
+    sizes = runs.groupby("setting")["train_images"].first().to_dict()
+    assert sizes == {"baseline": int((real.split == "train").sum()), "posedive": int((real.split == "train").sum()) + len(result["kept"])}
+    summary = pd.read_csv(out / "reid_summary.csv").set_index("setting")
+    assert summary.loc["baseline", "paired_diff_mean"] == 0 and (out / "reid.png").is_file()
+    assert main(["reid", "--dataset", "market1501", "--data-root", str(market), "--preset", "tiny", "--iterations", "4",
+                 "--seeds", "0", "--out", str(tmp_path / "base")]) == 0
+    base = pd.read_csv(tmp_path / "base" / "reid_runs.csv")
+    assert base["setting"].tolist() == ["baseline"] and not (tmp_path / "base" / "reid_summary.csv").exists()
+    with pytest.raises(SystemExit, match="pass --augmented .* or --dataset and --data-root"):
+        main(["reid", "--dataset", "market1501", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--preset 'resnet': use one of"):
+        main(["reid", "--augmented", str(export), "--preset", "resnet", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="has no mapping.csv"):
+        main(["reid", "--augmented", str(tmp_path / "base"), "--preset", "tiny", "--out", str(tmp_path / "x")])
