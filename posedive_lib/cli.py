@@ -210,10 +210,13 @@ def train_generator_on_frames(frames: Path, out: Path, start: str | None = None,
     from .generator.sizes import sd15_generator
     from .generator.train import GeneratorTrainConfig
 
+    import torch
+
     config = GeneratorTrainConfig(steps=steps, batch=batch, lr=lr, seed=seed)
     if start is not None:
-        final = train_on_frames(frames, out, PROJECT_ROOT / start, config, frames_per_clip)
+        final = train_on_frames(frames, out, saved_folder(start), config, frames_per_clip)
     else:
+        torch.manual_seed(seed)  # the new pose guider's initial weights
         generator = sd15_generator(sd15, clip, image_size)
         final = train_on_frames(frames, out, generator, config, frames_per_clip,
                                 start_name=f"sd15 {Path(sd15).resolve()} + clip {Path(clip).resolve()}, {image_size}")
@@ -230,7 +233,7 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
     from .augment.generate import AugmentConfig
 
     config = AugmentConfig(per_id=per_id, steps=steps, guidance_scale=guidance, batch=batch, seed=seed)
-    result = augment_dataset(dataset, data_root, PROJECT_ROOT / generator_dir, out, mode, config, gallery_size,
+    result = augment_dataset(dataset, data_root, saved_folder(generator_dir), out, mode, config, gallery_size,
                              FilterThresholds(tau, tau, 0.4, tau), export)
     if result is not None:
         generated, kept = len(result["generated"]), len(result["kept"])
@@ -246,15 +249,12 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
                     data_root: Path | None = None, augmented: Path | None = None, pretrained: str | None = None,
                     iterations: int | None = None) -> Path:
     """Re-ID baseline (and + Pose-dIVE, given the export of ``augment``) on a real data set, paired seeds."""
-    from dataclasses import replace
-
     from .analysis.world_figures import save_figure
     from .reid.dataset_study import dataset_study
     from .reid.experiment import paired_summary, plot_settings, write_table
-    from .reid.train import PRESETS
+    from .reid.train import preset_config
 
-    config = replace(PRESETS[preset], pretrained_path=pretrained or PRESETS[preset].pretrained_path,
-                     iterations=iterations or PRESETS[preset].iterations)
+    config = preset_config(preset, pretrained, iterations)
     runs = dataset_study(config, seeds, out, dataset, data_root, augmented)
     path = write_table(runs, out / "reid_runs.csv")
     print(runs[["setting", "seed", "mAP", "R1", "R5", "R10", "train_images"]].to_string(index=False))
@@ -287,6 +287,13 @@ def readme_tables(check: bool = False, readme: Path | None = None) -> int:
 def _check_seeds(seeds) -> None:
     if len(seeds) < 1 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise SystemExit(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
+
+
+def saved_folder(path: str | os.PathLike) -> Path:
+    """A folder argument of the real-data commands: as given (relative to the current folder) if it exists there,
+    else relative to the project folder (e.g. models/tiny-stage1 from anywhere)."""
+    path = Path(path)
+    return path if path.exists() or path.is_absolute() else PROJECT_ROOT / path
 
 
 def _is_saved_generator(folder: Path) -> bool:
@@ -322,7 +329,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise SystemExit("reid: pass --augmented (the market_layout/ folder of `augment`: baseline and + Pose-dIVE) or "
                          "--dataset and --data-root (the baseline alone)")
     if args.command == "augment":
-        if not _is_saved_generator(PROJECT_ROOT / args.generator):
+        if not _is_saved_generator(saved_folder(args.generator)):
             raise SystemExit(f"--generator {args.generator}: no saved generator there (generator.json missing); train one "
                              "with `python -m posedive_lib.cli train-generator` and pass its generator/ folder")
         if not 0 <= args.tau <= 1 or args.guidance < 0:
@@ -345,14 +352,16 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def _check_frames_arguments(args: argparse.Namespace) -> None:
     if (args.sd15 is None) != (args.clip is None):
         raise SystemExit("--sd15 and --clip go together: the Stable Diffusion 1.5 folder and the CLIP image encoder folder")
-    if args.start is not None and not _is_saved_generator(PROJECT_ROOT / args.start):
+    if args.start is not None and not _is_saved_generator(saved_folder(args.start)):
         raise SystemExit(f"--start {args.start}: no saved generator there (generator.json missing); pass a folder written "
                          f"by PoseDiveGenerator.save_pretrained, e.g. {STAGE1_WEIGHTS}, or --sd15 and --clip")
     if not args.lr > 0:
         raise SystemExit(f"--lr must be positive, got {args.lr}")
     if args.frames_per_clip is not None and args.frames_per_clip < 2:
         raise SystemExit(f"--frames-per-clip must be at least 2 (a pair needs two frames of a clip), got {args.frames_per_clip}")
-    if min(args.image_size) < 1:
+    if args.image_size is not None and args.start is not None:
+        raise SystemExit("--image-size goes with --sd15: a saved generator (--start) keeps the size it was trained at")
+    if args.image_size is not None and min(args.image_size) < 1:
         raise SystemExit(f"--image-size must be positive, got {args.image_size}")
 
 
@@ -416,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--start", default=None, help="a saved generator to continue, e.g. models/tiny-stage1")
     start.add_argument("--sd15", default=None, help="a Stable Diffusion 1.5 folder (unet/, vae/, scheduler/); needs --clip")
     frames_p.add_argument("--clip", default=None, help="a CLIP image encoder folder (with --sd15)")
-    frames_p.add_argument("--image-size", type=int, nargs=2, default=[384, 192], metavar=("H", "W"),
+    frames_p.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                           help="with --sd15: training size (default 384 192, the paper's stage 2)")
     frames_p.add_argument("--steps", type=int, default=1000)
     frames_p.add_argument("--batch", type=int, default=16)
@@ -476,7 +485,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "split-controls":
         split_controls(args.profile, args.seeds, args.out)
     elif args.command == "train-generator":
-        train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size),
+        train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size or (384, 192)),
                                   args.steps, args.batch, args.lr, args.frames_per_clip, args.seed)
     elif args.command == "augment":
         augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,

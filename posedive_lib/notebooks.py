@@ -19,6 +19,7 @@ from .paths import PROJECT_ROOT, atomic_output
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 ORDER = ("01_dataset_bias", "02_generator_training", "03_augmentation", "04_reid_training", "05_custom_splits",
          "06_ablations", "07_tables")
+REAL_DATA_NOTEBOOK = "08_real_data"  # the pipeline on a real data set on disk; not part of the synthetic chain
 
 
 def notebook_path(name: str) -> Path:
@@ -29,9 +30,10 @@ def notebook_path(name: str) -> Path:
 
 
 def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", device: str = "auto",
-                   real_data: bool = False) -> Path:
+                   real_data: bool = False, data_root: str | os.PathLike | None = None) -> Path:
     """A notebook's first step: check its ``dataset`` and ``device`` parameters, point the body model's caches
-    into the project, and create ``out_dir`` (returned). ``real_data``: the notebook also runs on a real data set."""
+    into the project, and create ``out_dir`` (returned). ``real_data``: the notebook also runs on a real data set
+    (then a given ``data_root`` must be a folder)."""
     from .accelerators import select_device
     from .paths import configure_caches
 
@@ -40,6 +42,8 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
                                   f"dataset={dataset!r}; notebook 1 analyses a real data set, and from Python the library's "
                                   "data.real_datasets, augment.keypoints (annotate_manifest), data.splits and reid "
                                   "modules work on one")
+    if dataset != "synthetic" and data_root is not None and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"data_root {data_root} is not a folder: set data_root to the {dataset} folder")
     select_device(device)
     configure_caches()
     out = Path(out_dir)

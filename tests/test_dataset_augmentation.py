@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -57,10 +58,39 @@ def test_a_real_data_set_is_augmented_filtered_and_exported(market, generator_di
     assert (mapping["source"] == "generated").sum() == len(generated)
     assert set(mapping["dataset"]) == {"market1501", "market1501-posedive"}
 
+    stamps = [(tmp_path / "out" / "generated" / p).stat().st_mtime_ns for p in generated["path"]]
     strict = augment_dataset("market1501", market, generator_dir, tmp_path / "out", config=config, gallery_size=4,
                              thresholds=FilterThresholds(tau_ref=1.0), progress=False)  # generation reused
+    assert [(tmp_path / "out" / "generated" / p).stat().st_mtime_ns for p in generated["path"]] == stamps
     assert strict["generated"]["path"].tolist() == generated["path"].tolist() and strict["kept"].empty
     assert (load_market1501(strict["export"]).split == "train").sum() == len(train)
+    other = tmp_path / "other_generator"
+    tiny_generator(image_size=strict["gallery"].depth.shape[1:3], seed=1).save_pretrained(other)
+    with pytest.raises(ValueError, match="another plan .*generator"):
+        augment_dataset("market", market, other, tmp_path / "out", config=config, gallery_size=4, progress=False)
+
+
+def test_keypoints_of_images_of_several_sizes_are_estimated_one_by_one(tmp_path):
+    from PIL import Image
+
+    from posedive_lib.augment.keypoints import estimate_files
+
+    class Sizes:  # stand-in estimator: confidence = image height / 100, batches recorded
+        calls = []
+
+        def estimate(self, images):
+            self.calls.append(len(images))
+            keypoints = np.zeros((len(images), 17, 3), np.float32)
+            keypoints[..., 2] = images.shape[1] / 100
+            return {"keypoints": keypoints, "found": np.ones(len(images), bool)}
+
+    for name, height in (("a.jpg", 20), ("b.jpg", 40), ("c.jpg", 40)):
+        Image.new("RGB", (10, height)).save(tmp_path / name)
+    estimator = Sizes()
+    mixed = estimate_files(estimator, ["a.jpg", "b.jpg", "c.jpg"], tmp_path)
+    assert mixed["keypoints"][:, 0, 2].tolist() == pytest.approx([0.2, 0.4, 0.4]) and estimator.calls == [1, 1, 1]
+    same = estimate_files(estimator, ["b.jpg", "c.jpg"], tmp_path)
+    assert len(same["found"]) == 2 and estimator.calls[-1] == 2  # one size: one batch
 
 
 def test_modes_that_keep_the_training_viewpoints_estimate_them_first(market, generator_dir, tmp_path):
@@ -69,9 +99,10 @@ def test_modes_that_keep_the_training_viewpoints_estimate_them_first(market, gen
     real = load_market1501(market)
     found = annotated(real[real["split"] == "train"].reset_index(drop=True), market, progress=False)
     found = found[found["kp_found"].astype(bool)]
-    result = augment_dataset("market1501", market, generator_dir, tmp_path / "out", mode="pose",
-                             config=AugmentConfig(per_id=1, steps=1), gallery_size=4, thresholds=KEEP_ALL, export=False,
-                             progress=False)
+    with pytest.warns(UserWarning, match=f"{len(real[real.split == 'train']) - len(found)} of .* training images have no person"):
+        result = augment_dataset("market1501", market, generator_dir, tmp_path / "out", mode="pose",
+                                 config=AugmentConfig(per_id=1, steps=1), gallery_size=4, thresholds=KEEP_ALL,
+                                 export=False, progress=False)
     generated = result["generated"]
     assert result["export"] is None and generated["parent"].isin(found["path"]).all()
     viewpoints = set(zip(found["elevation"].round(2), found["azimuth"].round(2) % 360))

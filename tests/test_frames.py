@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,9 @@ from posedive_lib.cli import main
 from posedive_lib.data.synthetic.world_conditions import world_conditions
 from posedive_lib.generator.data import load_images, stack_conditions
 from posedive_lib.generator.frames import read_frames, train_on_frames, write_clip
-from posedive_lib.generator.model import PoseDiveGenerator
+from posedive_lib.generator.model import PoseDiveGenerator, is_saved_generator
 from posedive_lib.generator.sizes import tiny_generator
-from posedive_lib.generator.train import PRESETS
+from posedive_lib.generator.train import PRESETS, GeneratorTrainConfig
 
 SIZE = (64, 32)
 
@@ -40,7 +41,8 @@ def test_a_written_clip_reads_back_as_the_worlds_images_and_maps(smoke_world, wo
     root, rows, maps = world_clips
     height, width = smoke_world.config.height, smoke_world.config.width
     frames = read_frames(root, (height, width), progress=False)
-    assert torch.equal(frames.images, load_images(rows, smoke_world.root))
+    assert frames.images.dtype == torch.uint8
+    assert torch.equal(frames.images.float() / 127.5 - 1, load_images(rows, smoke_world.root))
     assert torch.equal(frames.conditions, stack_conditions(maps))
     assert frames.clips == [f"person{pid:04d}" for pid in sorted(rows["pid"].unique())]
     assert list(frames.pids) == list(pd.factorize(rows["pid"])[0])
@@ -51,11 +53,9 @@ def test_frames_are_resized_thinned_evenly_and_dwpose_is_the_skeleton(world_clip
     root, rows, _ = world_clips
     frames = read_frames(root, SIZE, frames_per_clip=2, progress=False)
     assert frames.images.shape == (6, 3, *SIZE) and frames.conditions.shape == (6, 7, *SIZE)
-    assert frames.conditions.dtype == torch.uint8 and -1 <= float(frames.images.min()) < float(frames.images.max()) <= 1
+    assert frames.conditions.dtype == frames.images.dtype == torch.uint8
     assert [p.rsplit("/", 1)[1] for p in frames.paths[:2]] == ["000000.png", "000003.png"]  # first and last of 4
     clip = tmp_path / "c"
-    import shutil
-
     shutil.copytree(root / frames.clips[0], clip / "a")
     (clip / "a" / "skeleton").rename(clip / "a" / "dwpose")
     renamed = read_frames(clip, SIZE, progress=False)
@@ -79,10 +79,21 @@ def test_bad_frames_folders_are_named(tmp_path):
         read_frames(tmp_path, SIZE)
     (tmp_path / "empty").rmdir()
     clip = _clip(tmp_path)
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden folders and files are not frames
+    (clip / "images" / "._000000.png").write_bytes(b"macOS resource fork")
+    assert read_frames(tmp_path, SIZE, progress=False).paths == ["a/images/000000.png", "a/images/000001.png"]
     with pytest.raises(ValueError, match="frames_per_clip must be at least 2"):
         read_frames(tmp_path, SIZE, frames_per_clip=1)
+    Image.new("RGB", (16, 32)).save(clip / "images" / "000001.jpg")
+    with pytest.raises(ValueError, match="000001.jpg and 000001.png share the name '000001'"):
+        read_frames(tmp_path, SIZE, progress=False)
+    (clip / "images" / "000001.jpg").unlink()
+    Image.fromarray(np.full((32, 16), 4000, np.uint16)).save(clip / "depth" / "000000.png")
+    with pytest.raises(ValueError, match=r"depth/000000.png is a I;16 image; condition maps are 8-bit"):
+        read_frames(tmp_path, SIZE, progress=False)
+    Image.new("L", (16, 32)).save(clip / "depth" / "000000.png")
     (clip / "normal" / "000001.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"a/images/000001.png has no normal map"):
+    with pytest.raises(FileNotFoundError, match=r"a/images/000001.png has no normal map \(a file named 000001.png or .jpg"):
         read_frames(tmp_path, SIZE, progress=False)
     Image.new("RGB", (17, 32)).save(clip / "normal" / "000001.png")
     with pytest.raises(ValueError, match=r"normal map 000001.png is 17 x 32, its frame 000001.png 16 x 32"):
@@ -119,12 +130,24 @@ def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tm
     assert train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False) == final
     assert (final / "generator.json").stat().st_mtime_ns == stamp  # reused, not trained again
     record = json.loads((tmp_path / "run" / "frames_run.json").read_text())
-    assert record["start"].startswith("saved generator ") and len(record["frames"]) == 6
+    assert record["start"].startswith("saved generator ") and len(record["frames"]) == 6 * 4  # frames and maps
+    other = GeneratorTrainConfig(steps=5, batch=4)
     with pytest.raises(ValueError, match="holds a training run with other config"):
-        train_on_frames(frames, tmp_path / "run", tiny_start, PRESETS["smoke"].__class__(steps=5, batch=4), progress=False)
-    _clip(frames, "c", frames=2)
+        train_on_frames(frames, tmp_path / "run", tiny_start, other, progress=False)
+    Image.fromarray(np.zeros((32, 16), np.uint8)).save(frames / "a" / "depth" / "000001.png")  # a map re-made
     with pytest.raises(ValueError, match="holds a training run with other frames"):
         train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False)
+    shutil.copytree(tmp_path / "run", tmp_path / "unrecorded")
+    (tmp_path / "unrecorded" / "frames_run.json").unlink()
+    with pytest.raises(ValueError, match="without its frames_run.json"):
+        train_on_frames(frames, tmp_path / "unrecorded", tiny_start, config, progress=False)
+    # a first attempt that failed before its first checkpoint does not lock the folder
+    (tmp_path / "failed").mkdir()
+    shutil.copy(tmp_path / "run" / "frames_run.json", tmp_path / "failed")
+    assert is_saved_generator(train_on_frames(frames, tmp_path / "failed", tiny_start, config, progress=False))
+    _clip(frames, "c", frames=1)
+    with pytest.warns(UserWarning, match="1 clip\\(s\\) with a single frame \\(first 'c'\\) are not used"):
+        assert train_on_frames(frames, tmp_path / "failed", tiny_start, config, progress=False) == tmp_path / "failed" / "generator"
     single = tmp_path / "single"
     _clip(single, "a", frames=1)
     with pytest.raises(ValueError, match="every clip has a single frame"):
@@ -134,7 +157,7 @@ def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tm
     assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()
 
 
-def test_cli_trains_from_stable_diffusion_folders_and_checks_its_arguments(tmp_path, sd15_like_folder, capsys):
+def test_cli_trains_from_stable_diffusion_folders_and_checks_its_arguments(tmp_path, sd15_like_folder, monkeypatch):
     sd15_like_folder(tmp_path)
     frames = tmp_path / "frames"
     _clip(frames, "a", frames=2, size=(64, 32))
@@ -144,10 +167,15 @@ def test_cli_trains_from_stable_diffusion_folders_and_checks_its_arguments(tmp_p
     trained = PoseDiveGenerator.from_pretrained(out / "generator")
     assert trained.image_size == SIZE and trained.pose_guider.downsampling_factor == 8
     assert "sd15" in json.loads((out / "frames_run.json").read_text())["start"]
+    monkeypatch.chdir(tmp_path)  # --start relative to the current folder: the previous stage's output
+    assert main(["train-generator", "--frames", "frames", "--out", "stage2", "--start", "run/generator", "--steps", "1",
+                 "--batch", "2"]) == 0
+    assert PoseDiveGenerator.from_pretrained(tmp_path / "stage2" / "generator").image_size == SIZE
     for argv, message in ((["--sd15", str(tmp_path / "sd")], "--sd15 and --clip go together"),
                           (["--start", str(tmp_path)], "no saved generator there"),
                           (["--start", str(out / "generator"), "--steps", "0"], "--steps must be at least 1"),
-                          (["--start", str(out / "generator"), "--lr", "0"], "--lr must be positive")):
+                          (["--start", str(out / "generator"), "--lr", "0"], "--lr must be positive"),
+                          (["--start", str(out / "generator"), "--image-size", "64", "32"], "--image-size goes with --sd15")):
         with pytest.raises(SystemExit, match=message):
             main(["train-generator", "--frames", str(frames), "--out", str(tmp_path / "x"), *argv])
     with pytest.raises(SystemExit, match="frames folder .* does not exist"):

@@ -43,6 +43,19 @@ def paper_results(path: str | os.PathLike = PAPER_RESULTS) -> pd.DataFrame:
     return frame
 
 
+PAPER_DATASET_NAMES = {"market1501": "Market-1501", "msmt17": "MSMT17", "cuhk03": "CUHK03 (L)",
+                       "cuhk03_labeled": "CUHK03 (L)", "cuhk03_detected": "CUHK03 (D)", "dukemtmc": "DukeMTMC-reID"}
+
+
+def paper_main_table(dataset: str) -> pd.DataFrame:
+    """The paper's Table 1 (and Table 6) rows for a data set loader name: mAP and R1 of each Re-ID model, baseline
+    and + Pose-dIVE (empty when the paper reports none for it)."""
+    paper = paper_results()
+    rows = paper[(paper["table"] == "main") & (paper["dataset"] == PAPER_DATASET_NAMES.get(dataset, dataset))]
+    table = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
+    return table.rename(columns={"both": "posedive"}, level=0)
+
+
 def _mean_std(values: pd.Series) -> str:
     return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
 

@@ -5,16 +5,21 @@ Reads the data set with its loader, renders the condition gallery at the generat
 ``per_id`` images per training identity (resumable, sharded over ``accelerate`` processes), filters them by
 keypoint confidence (every decision kept in ``filter_decisions.csv``) and exports the training set plus the kept
 images, with the data set's query and gallery, as a Market-1501-style folder (``market_layout/``, JPEGs hard-linked
-where the file system allows) that CLIP-ReID, SOLIDER-REID, torchreid and fast-reid read unchanged. Generated images go to ``<out>/generated``; the data set's
-folder is only read.
+where the file system allows). Generated images go to ``<out>/generated``; the data set's folder is only read.
+Re-ID code bases read a Market-1501 or CUHK03 export with their Market-1501 loader; their loaders check Market's
+pid range (up to 1501) and six one-digit cameras, which MSMT17 (15 cameras, 3,060 identities) and DukeMTMC-reID
+(8 cameras, pids up to 7,140) exports exceed: relax those checks, or read the folder with a loader like
+:func:`~posedive_lib.data.real_datasets.load_market1501`.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ..paths import atomic_output
 from .condition_gallery import UNIFORM_VIEWPOINT_MODES, GalleryConfig, build_condition_gallery
 from .filtering import FilterThresholds, apply_thresholds, keypoint_statistics
 from .generate import AugmentConfig, augment
@@ -33,33 +38,32 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     estimated with mediapipe (cached; images where no person is found are not used as references). Returns ``{"generated", "decisions", "kept", "export"}`` (manifests and the export folder), or None
     on a process other than the main one.
     """
+    from accelerate import PartialState
+
     from ..data.real_datasets import load_dataset
-    from ..generator.model import PoseDiveGenerator, saved_generator
-    from .keypoints import PoseEstimator, annotated
+    from ..generator.model import PoseDiveGenerator, saved_generator, weights_digest
 
     data_root, out_dir = Path(data_root), Path(out_dir)
     # the generator first: a wrong folder is named before minutes of gallery rendering
     generator = PoseDiveGenerator.from_pretrained(saved_generator(generator_dir)).eval()
     manifest = load_dataset(dataset, data_root)
+    name = manifest["dataset"].iloc[0]  # the loader's name, whatever alias was given
     train = manifest[manifest["split"] == "train"].reset_index(drop=True)
-    if mode not in UNIFORM_VIEWPOINT_MODES:
-        train = annotated(train, data_root, progress)
-        train = train[train["kp_found"].astype(bool)].reset_index(drop=True)
-    height, width = generator.image_size
-    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=width, height=height,
-                                                    seed=config.seed), train_viewpoints=train, progress=progress)
+    state = PartialState()
+    with state.main_process_first():  # the main process fills the caches; the others read them
+        if mode not in UNIFORM_VIEWPOINT_MODES:
+            train = _with_viewpoints(train, data_root, progress and state.is_main_process)
+        height, width = generator.image_size
+        gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=width, height=height,
+                                                        seed=config.seed), train_viewpoints=train,
+                                          progress=progress and state.is_main_process)
     generated = augment(train, data_root, gallery, out_dir / "generated", config, generator=generator,
-                        tag=f"{dataset}-{mode}", progress=progress)
+                        tag=f"{name}-{mode}", progress=progress, generator_key=weights_digest(generator_dir))
     if generated is None:
         return None
-    estimator = PoseEstimator()
-    try:
-        stats = keypoint_statistics(generated, out_dir / "generated", gallery, estimator, progress=progress,
-                                    parent_root=data_root)
-    finally:
-        estimator.close()
-    decisions = apply_thresholds(stats, thresholds)
-    decisions.to_csv(out_dir / "filter_decisions.csv", index=False)
+    decisions = apply_thresholds(_keypoint_statistics(generated, out_dir, gallery, data_root, progress), thresholds)
+    with atomic_output(out_dir / "filter_decisions.csv") as tmp:
+        decisions.to_csv(tmp, index=False)
     kept = generated[decisions["keep"].to_numpy()]
     kept = kept.assign(dataset=kept["dataset"] + GENERATED_SUFFIX)
     folder = None
@@ -71,4 +75,61 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
                  **{name: out_dir / "generated" for name in kept["dataset"].unique()}}
         combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
         export_market_layout(combined, roots, folder, link=True, overwrite=True)
-    return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder}
+    return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "gallery": gallery}
+
+
+def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd.DataFrame:
+    """The training rows where mediapipe finds a person, with its viewpoint estimate (cached); warns about the rest."""
+    import warnings
+
+    from .keypoints import annotated
+
+    found = annotated(train, data_root, progress)
+    found = found[found["kp_found"].astype(bool)].reset_index(drop=True)
+    if found.empty:
+        raise ValueError(f"mediapipe found no person in the {len(train)} training images of {data_root}, so their "
+                         "viewpoints are unknown: use mode 'both' or 'viewpoint' (uniform cameras)")
+    lost = train["pid"].nunique() - found["pid"].nunique()
+    if len(found) < len(train):
+        warnings.warn(f"{len(train) - len(found)} of {len(train)} training images have no person found by mediapipe and "
+                      f"serve as neither reference nor viewpoint ({lost} identities left without any)", stacklevel=3)
+    return found
+
+
+def _keypoint_statistics(generated: pd.DataFrame, out_dir: Path, gallery, data_root: Path, progress: bool) -> pd.DataFrame:
+    """Keypoint statistics of the generated images (mediapipe), cached in ``out_dir`` for the set they describe."""
+    import hashlib
+
+    from .keypoints import PoseEstimator
+
+    key = hashlib.sha1(generated[["path", "parent", "condition_id"]].to_csv(index=False).encode()).hexdigest()[:12]
+    cache = out_dir / f"keypoint_statistics-{key}.csv"
+    if cache.is_file():
+        return pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
+    estimator = PoseEstimator()
+    try:
+        stats = keypoint_statistics(generated, out_dir / "generated", gallery, estimator, progress=progress,
+                                    parent_root=data_root)
+    finally:
+        estimator.close()
+    with atomic_output(cache) as tmp:
+        stats.to_csv(tmp, index=False)
+    return stats
+
+
+def generation_examples(result: dict, data_root: str | os.PathLike, out_dir: str | os.PathLike, rows: int = 8) -> dict:
+    """Reference, target condition maps and generated image of the first generated image of ``rows`` identities
+    (for :func:`~posedive_lib.analysis.generator_figures.plot_generation_grid`)."""
+    import torch
+
+    from ..data.images import read_rgb
+    from ..generator.data import stack_conditions
+
+    picked = result["generated"].drop_duplicates("pid").head(rows)
+    size = result["gallery"].depth.shape[1:3]
+    index = result["gallery"].table.reset_index().set_index("condition_id").loc[picked["condition_id"], "index"]
+    load = lambda root, paths: torch.from_numpy(  # noqa: E731
+        np.stack([read_rgb(Path(root) / p, size, "bicubic") for p in paths])).permute(0, 3, 1, 2)
+    maps = result["gallery"].maps()
+    return {"references": load(data_root, picked["parent"]), "generated": load(Path(out_dir) / "generated", picked["path"]),
+            "conditions": stack_conditions({k: v[index.to_numpy()] for k, v in maps.items()}).float() / 255}

@@ -87,13 +87,16 @@ def _done(out_root: Path) -> set[str]:
     return done
 
 
-def _plan_digest(plan: pd.DataFrame, train: pd.DataFrame, gallery: ConditionGallery, config: AugmentConfig) -> str:
-    """What the images will be: the plan with each reference's path and each condition's id, and the sampler's
-    settings (not the batch size, which does not change them). The generator's weights are the caller's to key
-    (``augmentation_set`` names its folders by them)."""
+def _plan_digest(plan: pd.DataFrame, train: pd.DataFrame, gallery: ConditionGallery, config: AugmentConfig,
+                 generator_key: str | None = None) -> str:
+    """What the images will be: the plan with each reference's path and each condition's id, the sampler's
+    settings (not the batch size, which does not change them) and ``generator_key`` when given (else the
+    generator's weights are the caller's to key: ``augmentation_set`` names its folders by them)."""
     described = plan.assign(parent=train["path"].to_numpy()[plan["reference"].to_numpy()],
                             condition_id=gallery.table["condition_id"].to_numpy()[plan["condition"].to_numpy()])
     sampler = f"steps={config.steps} guidance_scale={config.guidance_scale}\n"
+    if generator_key is not None:
+        sampler += f"generator={generator_key}\n"
     return hashlib.sha1((sampler + described.to_csv(index=False)).encode()).hexdigest()[:16]
 
 
@@ -111,17 +114,20 @@ def _check_plan(out_root: Path, digest: str, config: AugmentConfig, state) -> No
         raise ValueError(f"{record} is damaged; delete {out_root} and generate again") from None
     if stored != digest:
         raise ValueError(f"{out_root} holds an augmentation of another plan (other training rows, gallery, "
-                         "per_id, seed or sampler settings); delete that folder or give another out_root")
+                         "per_id, seed, sampler settings or generator); delete that folder or give another out_root")
 
 
 def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGallery, out_root: str | os.PathLike,
             config: AugmentConfig = AugmentConfig(), generator=None, oracle=None, tag: str = "generated",
-            progress: bool = True, stop_after_batches: int | None = None) -> pd.DataFrame | None:
+            progress: bool = True, stop_after_batches: int | None = None,
+            generator_key: str | None = None) -> pd.DataFrame | None:
     """Make ``config.per_id`` images per identity of ``train`` into ``out_root``; return the finished manifest.
 
     Give ``generator`` (a :class:`~posedive_lib.generator.model.PoseDiveGenerator`) or ``oracle`` (a
     :class:`~posedive_lib.data.synthetic.world.OracleRenderer`, synthetic world only). Returns None on a
-    process that is not the main one, or when ``stop_after_batches`` ended the run early.
+    process that is not the main one, or when ``stop_after_batches`` ended the run early. ``generator_key`` (e.g.
+    the generator's weights digest) joins the plan that a resumed or reused ``out_root`` must match. On a CUDA
+    device the generator samples there in bf16.
     """
     from accelerate import PartialState
     from tqdm.auto import tqdm
@@ -132,7 +138,7 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     manifest_path = out_root / "manifest.csv"
     plan = plan_augmentation(train, gallery, config, tag)
     state = PartialState()
-    _check_plan(out_root, _plan_digest(plan, train, gallery, config), config, state)
+    _check_plan(out_root, _plan_digest(plan, train, gallery, config, generator_key), config, state)
     if manifest_path.is_file():
         return pd.read_csv(manifest_path, dtype={"pose_id": str, "keypoints": str})
     pids = np.sort(plan["pid"].unique())
@@ -198,8 +204,14 @@ def _records(chunk: pd.DataFrame, parents: pd.DataFrame, gallery: ConditionGalle
 
 class _Generate:
     def __init__(self, generator, config: AugmentConfig):
+        import torch
+        from accelerate import PartialState
+
         from ..generator.pipeline import PoseDivePipeline
 
+        device = PartialState().device
+        if device.type == "cuda":  # each process samples on its own GPU
+            generator = generator.to(device, torch.bfloat16)
         self.generator, self.config = generator, config
         self.pipe = PoseDivePipeline(generator)
 

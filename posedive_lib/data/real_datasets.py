@@ -258,6 +258,8 @@ def load_dataset(name: str, root: str | os.PathLike, **options) -> pd.DataFrame:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; use one of {sorted(DATASETS)}")
+    if root is None or str(root) == "":
+        raise FileNotFoundError(f"no folder given for {name}: pass the data set's root folder (data_root, --data-root)")
     if key.startswith("cuhk03_") and options.get("variant", key[7:]) != key[7:]:
         raise ValueError(f"{key} conflicts with variant={options['variant']!r}; use load_dataset('cuhk03', ...)")
     return DATASETS[key](root, **options)

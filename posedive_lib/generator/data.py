@@ -68,11 +68,15 @@ class PairData:
 
     @classmethod
     def from_images(cls, generator, pids, images: torch.Tensor, conditions: torch.Tensor, batch: int = 64) -> "PairData":
+        """Encode ``images`` (N, 3, H, W), in [-1, 1] or uint8, in batches on the generator's device (kept on the CPU)."""
+        device = next(generator.vae.parameters()).device
         latents, embeddings = [], []
         for start in range(0, len(images), batch):
-            chunk = images[start:start + batch]
-            latents.append(generator.encode_images(chunk))
-            embeddings.append(generator.embed_images(chunk))
+            chunk = images[start:start + batch].to(device)
+            if chunk.dtype == torch.uint8:
+                chunk = chunk.float() / 127.5 - 1
+            latents.append(generator.encode_images(chunk).cpu())
+            embeddings.append(generator.embed_images(chunk).cpu())
         return cls(torch.tensor(np.asarray(pids)), torch.cat(latents), torch.cat(embeddings), conditions)
 
     def batch(self, size: int, seed: int, step: int) -> dict[str, torch.Tensor]:

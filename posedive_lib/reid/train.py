@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +77,14 @@ PRESETS = {
     "clip": TrainConfig(backbone="clip_vit_b16", iterations=12000, P=16, K=4, lr=5e-6, lr_head=5e-4, warmup=1000,
                         checkpoint_every=2000),
 }
+
+
+def preset_config(name: str, pretrained_path: str | None = None, iterations: int | None = None) -> TrainConfig:
+    """The preset ``name`` (see :data:`PRESETS`) with its backbone weights folder and training length changed when given."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown Re-ID preset {name!r}; use one of {sorted(PRESETS)}")
+    config = PRESETS[name]
+    return replace(config, pretrained_path=pretrained_path or config.pretrained_path, iterations=iterations or config.iterations)
 
 
 def _lr_factor(config: TrainConfig):
