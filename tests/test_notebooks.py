@@ -78,3 +78,39 @@ def test_bias_notebook_annotates_a_real_data_set_in_market_layout(tmp_path):
     assert 0 < coverage.loc["train", "images"] <= train_images  # images where a person was found
     for column in ("azimuth_entropy", "pose_diversity"):  # 8 gallery conditions at smoke: too few for 2D entropy
         assert coverage.loc["augmentation", column] > coverage.loc["train", column]
+
+
+def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
+    """Notebook 08 on a Market-1501 folder and a frames folder made of the smoke world, the committed stage 1."""
+    import pandas as pd
+
+    from posedive_lib.data.export import export_market_layout
+    from posedive_lib.data.synthetic.world import build_world
+    from posedive_lib.data.synthetic.world_conditions import world_conditions
+    from posedive_lib.generator.data import to_uint8, load_images
+    from posedive_lib.generator.frames import write_clip
+    from posedive_lib.notebooks import REAL_DATA_NOTEBOOK
+    from posedive_lib.paths import STAGE1_WEIGHTS
+
+    nb = nbformat.read(notebook_path(REAL_DATA_NOTEBOOK), as_version=4)
+    assert [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])] and "Parameters you may change" in nb.cells[0].source
+    world = build_world("smoke", progress=False)
+    export_market_layout(world.subset("train", "test"), world.root, tmp_path / "market")
+    train, maps = world.subset("train"), world_conditions(world, "train", progress=False)
+    images = to_uint8(load_images(train, world.root)).permute(0, 2, 3, 1).numpy()
+    for pid in train["pid"].unique():
+        rows = (train["pid"] == pid).to_numpy()
+        write_clip(tmp_path / "frames", f"{pid:04d}", images[rows], {k: maps[k][rows] for k in ("depth", "normal", "skeleton")})
+    out = tmp_path / "out"
+    run_notebook(REAL_DATA_NOTEBOOK, out, {
+        "dataset": "market1501", "data_root": str(tmp_path / "market"), "frames_root": str(tmp_path / "frames"),
+        "start": STAGE1_WEIGHTS, "stage2_steps": 2, "stage2_batch": 2, "per_id": 1, "gallery_size": 4, "sample_steps": 1,
+        "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1]})
+    assert (out / "stage2" / "generator" / "generator.json").is_file()
+    runs = pd.read_csv(out / "real_main_runs.csv")
+    assert sorted(set(runs["setting"])) == ["baseline", "posedive"] and sorted(set(runs["seed"])) == [0, 1]
+    kept = pd.read_csv(out / "augmentation" / "filter_decisions.csv")["keep"].sum()
+    sizes = runs.groupby("setting")["train_images"].first()
+    assert sizes["posedive"] - sizes["baseline"] == kept > 0
+    for name in ("augmentation_grid.png", "real_main.png", "real_main_cmc.png", "filter_statistics.csv"):
+        assert (out / name).is_file(), name
