@@ -58,3 +58,27 @@ def test_sampling_on_gpu_matches_cpu_in_fp32_and_bf16_stays_close():
     bf16 = PoseDivePipeline(gen.to(torch.bfloat16))(references, conditions, num_inference_steps=4, guidance_scale=2.0, seed=3)
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
     assert torch.corrcoef(torch.stack([bf16.flatten(), cpu.flatten()]))[0, 1] > 0.95
+
+
+def test_augmentation_samples_on_the_gpu_in_bf16_close_to_the_cpu(smoke_world, tmp_path):
+    from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery
+    from posedive_lib.augment.generate import AugmentConfig, augment
+    from posedive_lib.generator.data import load_images, stack_conditions
+
+    train = smoke_world.subset("train")
+    gallery = build_condition_gallery(GalleryConfig(size=4), cache=tmp_path / "gallery", progress=False)
+    config = AugmentConfig(per_id=1, steps=2, batch=4)
+    gen = tiny_generator(seed=0).eval()
+    torch.nn.init.normal_(gen.pose_guider.conv_out.weight, std=0.05)
+    reference = tiny_generator(seed=0).eval()
+    reference.load_state_dict(gen.state_dict())
+    manifest = augment(train, smoke_world.root, gallery, tmp_path / "out", config, generator=gen, progress=False)
+    parameter = next(gen.parameters())
+    assert parameter.device.type == "cuda" and parameter.dtype == torch.bfloat16  # sampled on the GPU
+    index = gallery.table.reset_index().set_index("condition_id").loc[manifest["condition_id"], "index"].to_numpy()
+    conditions = stack_conditions({k: v[index] for k, v in gallery.maps().items()}).float() / 255
+    parents = train.set_index("path").loc[manifest["parent"]].reset_index()
+    cpu = PoseDivePipeline(reference)(load_images(parents, smoke_world.root), conditions, config.steps,
+                                      config.guidance_scale, seeds=manifest["seed"].tolist())
+    gpu = load_images(manifest, tmp_path / "out")
+    assert torch.corrcoef(torch.stack([gpu.flatten(), cpu.flatten()]))[0, 1] > 0.9  # bf16 and JPEG against fp32
