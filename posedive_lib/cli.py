@@ -234,7 +234,7 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
 
     config = AugmentConfig(per_id=per_id, steps=steps, guidance_scale=guidance, batch=batch, seed=seed)
     result = augment_dataset(dataset, data_root, saved_folder(generator_dir), out, mode, config, gallery_size,
-                             FilterThresholds(tau, tau, 0.4, tau), export)
+                             FilterThresholds.at(tau), export)
     if result is not None:
         generated, kept = len(result["generated"]), len(result["kept"])
         print(f"generated {generated} images in {out / 'generated'}; the keypoint filter (tau {tau}) kept {kept} "
@@ -247,24 +247,18 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
 
 def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: str | None = None,
                     data_root: Path | None = None, augmented: Path | None = None, pretrained: str | None = None,
-                    iterations: int | None = None) -> Path:
+                    iterations: int | None = None):
     """Re-ID baseline (and + Pose-dIVE, given the export of ``augment``) on a real data set, paired seeds."""
-    from .analysis.world_figures import save_figure
-    from .reid.dataset_study import dataset_study
-    from .reid.experiment import paired_summary, plot_settings, write_table
+    from .reid.dataset_study import dataset_study, save_comparison
     from .reid.train import preset_config
 
-    config = preset_config(preset, pretrained, iterations)
-    runs = dataset_study(config, seeds, out, dataset, data_root, augmented)
-    path = write_table(runs, out / "reid_runs.csv")
+    runs = dataset_study(preset_config(preset, pretrained, iterations), seeds, out, dataset, data_root, augmented)
+    summary = save_comparison(runs, out)
     print(runs[["setting", "seed", "mAP", "R1", "R5", "R10", "train_images"]].to_string(index=False))
-    if augmented is not None:
-        summary = paired_summary(runs, "baseline")
-        write_table(summary.reset_index(), out / "reid_summary.csv")
-        save_figure(plot_settings(runs, ["baseline", "posedive"]), out / "reid.png")
+    if summary is not None:
         print(summary.to_string())
-    print(f"wrote {path}" + (", reid_summary.csv and reid.png" if augmented is not None else ""))
-    return path
+    print(f"wrote {out / 'reid_runs.csv'}" + (", reid_summary.csv, reid.png and reid_cmc.png" if summary is not None else ""))
+    return runs
 
 
 def readme_tables(check: bool = False, readme: Path | None = None) -> int:
@@ -321,10 +315,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.command == "train-generator":
         _check_frames_arguments(args)
     if args.command == "reid":
-        from .reid.train import PRESETS as REID_PRESETS  # torch loads here, only for this command
-
-        if args.preset not in REID_PRESETS:
-            raise SystemExit(f"--preset {args.preset!r}: use one of {sorted(REID_PRESETS)}")
+        _check_reid_arguments(args)
     if args.command == "reid" and args.augmented is None and (args.dataset is None or args.data_root is None):
         raise SystemExit("reid: pass --augmented (the market_layout/ folder of `augment`: baseline and + Pose-dIVE) or "
                          "--dataset and --data-root (the baseline alone)")
@@ -334,7 +325,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
                              "with `python -m posedive_lib.cli train-generator` and pass its generator/ folder")
         if not 0 <= args.tau <= 1 or args.guidance < 0:
             raise SystemExit(f"--tau must lie in [0, 1] and --guidance be non-negative, got {args.tau} and {args.guidance}")
-    pretrained = getattr(args, "pretrained", None)
+    pretrained = getattr(args, "pretrained", None) if args.command != "reid" else None  # reid's: backbone weights
     if pretrained is not None and not _is_saved_generator(PROJECT_ROOT / pretrained):
         raise SystemExit(f"--pretrained {pretrained}: no saved generator there (generator.json missing); pass a folder "
                          f"written by PoseDiveGenerator.save_pretrained, e.g. {STAGE1_WEIGHTS}")
@@ -347,6 +338,21 @@ def _check_arguments(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if args.command == "oracle-check" and out is not None and (out.is_dir() or out.suffix != ".csv"):
         raise SystemExit(f"--out {out}: give the path of a CSV file (e.g. results/experiments/oracle_check.csv)")
+
+
+def _check_reid_arguments(args: argparse.Namespace) -> None:
+    from .reid.train import PRESETS  # torch loads here, only for this command
+
+    if args.preset not in PRESETS:
+        raise SystemExit(f"--preset {args.preset!r}: use one of {sorted(PRESETS)}")
+    if args.augmented is not None and (args.dataset is not None or args.data_root is not None):
+        raise SystemExit("reid: --augmented holds the data set already; --dataset and --data-root go without it")
+    if args.pretrained is not None and not Path(args.pretrained).is_dir():
+        raise SystemExit(f"--pretrained {args.pretrained} is not a folder: pass the backbone's weights folder "
+                         "(a transformers ResNet-50 such as microsoft/resnet-50, or a CLIP model)")
+    if args.pretrained is None and PRESETS[args.preset].backbone != "tiny":
+        print(f"warning: --preset {args.preset} without --pretrained trains its backbone from random weights; the "
+              "paper's Re-ID models start from ImageNet or CLIP weights", file=sys.stderr)
 
 
 def _check_frames_arguments(args: argparse.Namespace) -> None:

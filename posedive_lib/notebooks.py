@@ -29,11 +29,14 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+_NOT_GIVEN = object()
+
+
 def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", device: str = "auto",
-                   real_data: bool = False, data_root: str | os.PathLike | None = None) -> Path:
+                   real_data: bool = False, data_root=_NOT_GIVEN) -> Path:
     """A notebook's first step: check its ``dataset`` and ``device`` parameters, point the body model's caches
-    into the project, and create ``out_dir`` (returned). ``real_data``: the notebook also runs on a real data set
-    (then a given ``data_root`` must be a folder)."""
+    into the project, and create ``out_dir`` (returned). ``real_data``: the notebook also runs on a real data set;
+    one that passes its ``data_root`` gets it checked (a folder, not None) for a real data set."""
     from .accelerators import select_device
     from .paths import configure_caches
 
@@ -42,8 +45,9 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
                                   f"dataset={dataset!r}; notebook 1 analyses a real data set, and from Python the library's "
                                   "data.real_datasets, augment.keypoints (annotate_manifest), data.splits and reid "
                                   "modules work on one")
-    if dataset != "synthetic" and data_root is not None and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data_root {data_root} is not a folder: set data_root to the {dataset} folder")
+    if dataset != "synthetic" and data_root is not _NOT_GIVEN and (data_root is None or not Path(data_root).is_dir()):
+        raise FileNotFoundError(f"data_root {data_root} is not a folder: set data_root to the {dataset} folder (absolute, "
+                                "or relative to the project folder, where the notebooks run)")
     select_device(device)
     configure_caches()
     out = Path(out_dir)

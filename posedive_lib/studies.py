@@ -209,7 +209,7 @@ def keypoint_filtered(augmentation: pd.DataFrame, stats: pd.DataFrame, tau: floa
     """The rows of ``augmentation`` that pass the keypoint filter with every confidence threshold at ``tau``."""
     from .augment.filtering import FilterThresholds, apply_thresholds
 
-    kept = apply_thresholds(stats, FilterThresholds(tau, tau, FilterThresholds().epsilon_gen, tau))
+    kept = apply_thresholds(stats, FilterThresholds.at(tau))
     return augmentation[augmentation["path"].isin(kept.loc[kept["keep"], "path"])]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pandas as pd
@@ -142,15 +143,23 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     assert (manifest["source"] == "generated").sum() == len(result["kept"]) > 0
     assert set(manifest.loc[manifest["split"] != "train", "source"]) == {"real"}
     out = tmp_path / "reid"
-    argv = ["reid", "--augmented", str(export), "--preset", "tiny", "--iterations", "4", "--seeds", "0", "1", "--out", str(out)]
+    from transformers import ResNetConfig, ResNetModel
+
+    backbone = tmp_path / "resnet"  # a backbone weights folder in the transformers format, as --pretrained takes
+    ResNetModel(ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                             layer_type="basic")).save_pretrained(backbone)
+    argv = ["reid", "--augmented", str(export), "--preset", "tiny", "--iterations", "4", "--seeds", "0", "1", "--out",
+            str(out), "--pretrained", str(backbone)]
     assert main(argv) == 0
+    assert json.loads(next((out / "runs").rglob("train_config.json")).read_text())["pretrained_path"] == str(backbone)
     runs = pd.read_csv(out / "reid_runs.csv")
     assert sorted(zip(runs["setting"], runs["seed"])) == [("baseline", 0), ("baseline", 1), ("posedive", 0), ("posedive", 1)]
     real = load_market1501(market)
     sizes = runs.groupby("setting")["train_images"].first().to_dict()
     assert sizes == {"baseline": int((real.split == "train").sum()), "posedive": int((real.split == "train").sum()) + len(result["kept"])}
     summary = pd.read_csv(out / "reid_summary.csv").set_index("setting")
-    assert summary.loc["baseline", "paired_diff_mean"] == 0 and (out / "reid.png").is_file()
+    assert summary.loc["baseline", "paired_diff_mean"] == 0 and (out / "reid.png").is_file() and (out / "reid_cmc.png").is_file()
+    assert set(runs["dataset"]) == {"market1501"}
     assert main(["reid", "--dataset", "market1501", "--data-root", str(market), "--preset", "tiny", "--iterations", "4",
                  "--seeds", "0", "--out", str(tmp_path / "base")]) == 0
     base = pd.read_csv(tmp_path / "base" / "reid_runs.csv")
@@ -159,5 +168,9 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
         main(["reid", "--dataset", "market1501", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="--preset 'resnet': use one of"):
         main(["reid", "--augmented", str(export), "--preset", "resnet", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--augmented holds the data set already"):
+        main(["reid", "--augmented", str(export), "--dataset", "market1501", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--pretrained .* is not a folder"):
+        main(["reid", "--augmented", str(export), "--pretrained", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="has no mapping.csv"):
         main(["reid", "--augmented", str(tmp_path / "base"), "--preset", "tiny", "--out", str(tmp_path / "x")])

@@ -87,7 +87,7 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
     from posedive_lib.data.export import export_market_layout
     from posedive_lib.data.synthetic.world import build_world
     from posedive_lib.data.synthetic.world_conditions import world_conditions
-    from posedive_lib.generator.data import to_uint8, load_images
+    from posedive_lib.generator.data import load_images, to_uint8
     from posedive_lib.generator.frames import write_clip
     from posedive_lib.notebooks import REAL_DATA_NOTEBOOK
     from posedive_lib.paths import STAGE1_WEIGHTS
@@ -106,11 +106,14 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
         "dataset": "market1501", "data_root": str(tmp_path / "market"), "frames_root": str(tmp_path / "frames"),
         "start": STAGE1_WEIGHTS, "stage2_steps": 2, "stage2_batch": 2, "per_id": 1, "gallery_size": 4, "sample_steps": 1,
         "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1]})
+    executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
+    assert "The paper's reported numbers" in str(executed.cells[-1].outputs)
     assert (out / "stage2" / "generator" / "generator.json").is_file()
-    runs = pd.read_csv(out / "real_main_runs.csv")
+    runs = pd.read_csv(out / "reid_runs.csv")
     assert sorted(set(runs["setting"])) == ["baseline", "posedive"] and sorted(set(runs["seed"])) == [0, 1]
     kept = pd.read_csv(out / "augmentation" / "filter_decisions.csv")["keep"].sum()
     sizes = runs.groupby("setting")["train_images"].first()
     assert sizes["posedive"] - sizes["baseline"] == kept > 0
-    for name in ("augmentation_grid.png", "real_main.png", "real_main_cmc.png", "filter_statistics.csv"):
+    assert set(runs["dataset"]) == {"market1501"} and set(runs["experiment"]) == {"real_main"}
+    for name in ("augmentation_grid.png", "reid.png", "reid_cmc.png", "reid_summary.csv", "filter_statistics.csv"):
         assert (out / name).is_file(), name

@@ -50,8 +50,11 @@ PAPER_DATASET_NAMES = {"market1501": "Market-1501", "msmt17": "MSMT17", "cuhk03"
 def paper_main_table(dataset: str) -> pd.DataFrame:
     """The paper's Table 1 (and Table 6) rows for a data set loader name: mAP and R1 of each Re-ID model, baseline
     and + Pose-dIVE (empty when the paper reports none for it)."""
+    from ..data.real_datasets import canonical_name
+
     paper = paper_results()
-    rows = paper[(paper["table"] == "main") & (paper["dataset"] == PAPER_DATASET_NAMES.get(dataset, dataset))]
+    name = PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset)
+    rows = paper[(paper["table"] == "main") & (paper["dataset"] == name)]
     table = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
     return table.rename(columns={"both": "posedive"}, level=0)
 

@@ -13,7 +13,9 @@ pid range (up to 1501) and six one-digit cameras, which MSMT17 (15 cameras, 3,06
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from .condition_gallery import UNIFORM_VIEWPOINT_MODES, GalleryConfig, build_con
 from .filtering import FilterThresholds, apply_thresholds, keypoint_statistics
 from .generate import AugmentConfig, augment
 
+AUGMENTATION_RECORD = "augmentation.json"  # in the export: the plan and thresholds that made it
 GENERATED_SUFFIX = "-posedive"  # the generated rows' data set name in the export (their folder differs)
 
 
@@ -35,8 +38,10 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
 
     ``mode`` is a gallery mode: ``both`` (the paper's: external poses, uniform cameras) and ``viewpoint`` need
     nothing more; ``pose`` and ``in_domain`` draw viewpoints from the training set, whose viewpoints are first
-    estimated with mediapipe (cached; images where no person is found are not used as references). Returns ``{"generated", "decisions", "kept", "export"}`` (manifests and the export folder), or None
-    on a process other than the main one.
+    estimated with mediapipe (cached; images where no person is found are not used as references). Each process
+    samples on its device (a GPU in bf16 where it has one). Returns ``{"generated", "decisions", "kept", "export",
+    "gallery"}`` (manifests, the export folder and the condition gallery), or None on a process other than the main
+    one.
     """
     from accelerate import PartialState
 
@@ -57,11 +62,15 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=width, height=height,
                                                         seed=config.seed), train_viewpoints=train,
                                           progress=progress and state.is_main_process)
+    sampling = _to_sampling_device(generator, state.device)
     generated = augment(train, data_root, gallery, out_dir / "generated", config, generator=generator,
-                        tag=f"{name}-{mode}", progress=progress, generator_key=weights_digest(generator_dir))
+                        tag=f"{name}-{mode}", progress=progress,
+                        generator_key=f"{weights_digest(generator_dir)} {sampling}")
     if generated is None:
         return None
-    decisions = apply_thresholds(_keypoint_statistics(generated, out_dir, gallery, data_root, progress), thresholds)
+    plan = json.loads((out_dir / "generated" / "plan.json").read_text())["digest"]
+    stats = _keypoint_statistics(generated, out_dir, gallery, data_root, plan, progress)
+    decisions = apply_thresholds(stats, thresholds)
     with atomic_output(out_dir / "filter_decisions.csv") as tmp:
         decisions.to_csv(tmp, index=False)
     kept = generated[decisions["keep"].to_numpy()]
@@ -75,6 +84,8 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
                  **{name: out_dir / "generated" for name in kept["dataset"].unique()}}
         combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
         export_market_layout(combined, roots, folder, link=True, overwrite=True)
+        with atomic_output(folder / AUGMENTATION_RECORD) as tmp:  # what the export holds, for the Re-ID runs' key
+            tmp.write_text(json.dumps({"plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}, indent=1))
     return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "gallery": gallery}
 
 
@@ -96,14 +107,22 @@ def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd
     return found
 
 
-def _keypoint_statistics(generated: pd.DataFrame, out_dir: Path, gallery, data_root: Path, progress: bool) -> pd.DataFrame:
-    """Keypoint statistics of the generated images (mediapipe), cached in ``out_dir`` for the set they describe."""
-    import hashlib
+def _to_sampling_device(generator, device) -> str:
+    """Move the generator to this process's device, in bf16 on a GPU that has it (fp32 elsewhere); name the choice."""
+    import torch
 
+    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    generator.to(device, dtype)
+    return f"{device.type} {str(dtype).replace('torch.', '')}"
+
+
+def _keypoint_statistics(generated: pd.DataFrame, out_dir: Path, gallery, data_root: Path, plan: str,
+                         progress: bool) -> pd.DataFrame:
+    """Keypoint statistics of the generated images (mediapipe), cached in ``out_dir`` by the plan that made them
+    (its digest covers the references, conditions, sampler and generator)."""
     from .keypoints import PoseEstimator
 
-    key = hashlib.sha1(generated[["path", "parent", "condition_id"]].to_csv(index=False).encode()).hexdigest()[:12]
-    cache = out_dir / f"keypoint_statistics-{key}.csv"
+    cache = out_dir / f"keypoint_statistics-{plan}.csv"
     if cache.is_file():
         return pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
     estimator = PoseEstimator()

@@ -45,6 +45,11 @@ class FilterThresholds:
         if self.min_id_cosine is not None and not -1 <= self.min_id_cosine <= 1:
             raise ValueError(f"min_id_cosine is a cosine similarity in [-1, 1], got {self.min_id_cosine}")
 
+    @classmethod
+    def at(cls, tau: float, epsilon_gen: float = 0.4) -> "FilterThresholds":
+        """The paper's sweep point: the reference, target and generated confidence thresholds all at ``tau``."""
+        return cls(tau, tau, epsilon_gen, tau)
+
 
 def keypoint_error(estimated: np.ndarray, target: np.ndarray, height: int, min_confidence: float = 0.5) -> np.ndarray:
     """Mean distance (in image heights) between estimated (N, 17, 3: x, y, confidence) and target keypoints
@@ -130,7 +135,7 @@ def filter_summary(stats: pd.DataFrame, taus=(0.15, 0.3, 0.45, 0.6, 0.75, 0.9), 
     """Share of images each filter keeps when all three confidence thresholds are set to each ``tau``."""
     rows = []
     for tau in taus:
-        kept = apply_thresholds(stats, FilterThresholds(tau, tau, epsilon_gen, tau))
+        kept = apply_thresholds(stats, FilterThresholds.at(tau, epsilon_gen))
         rows.append({"tau": tau, "epsilon_gen": epsilon_gen, "images": len(kept),
                      **{c: round(float(kept[c].mean()), 4) for c in ("keep_reference", "keep_target", "keep_generated", "keep")}})
     return pd.DataFrame(rows)

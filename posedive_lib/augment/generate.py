@@ -126,8 +126,8 @@ def augment(train: pd.DataFrame, root: str | os.PathLike, gallery: ConditionGall
     Give ``generator`` (a :class:`~posedive_lib.generator.model.PoseDiveGenerator`) or ``oracle`` (a
     :class:`~posedive_lib.data.synthetic.world.OracleRenderer`, synthetic world only). Returns None on a
     process that is not the main one, or when ``stop_after_batches`` ended the run early. ``generator_key`` (e.g.
-    the generator's weights digest) joins the plan that a resumed or reused ``out_root`` must match. On a CUDA
-    device the generator samples there in bf16.
+    the generator's weights digest) joins the plan that a resumed or reused ``out_root`` must match. The generator
+    samples on its own device, in its own dtype.
     """
     from accelerate import PartialState
     from tqdm.auto import tqdm
@@ -204,14 +204,8 @@ def _records(chunk: pd.DataFrame, parents: pd.DataFrame, gallery: ConditionGalle
 
 class _Generate:
     def __init__(self, generator, config: AugmentConfig):
-        import torch
-        from accelerate import PartialState
-
         from ..generator.pipeline import PoseDivePipeline
 
-        device = PartialState().device
-        if device.type == "cuda":  # each process samples on its own GPU
-            generator = generator.to(device, torch.bfloat16)
         self.generator, self.config = generator, config
         self.pipe = PoseDivePipeline(generator)
 

@@ -253,9 +253,14 @@ _ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemt
             "cuhk03-np": "cuhk03", "cuhk03np": "cuhk03"}
 
 
+def canonical_name(name: str) -> str:
+    """The loader's name of a data set name or alias (``market`` -> ``market1501``); unknown names unchanged."""
+    return _ALIASES.get(name.lower(), name.lower())
+
+
 def load_dataset(name: str, root: str | os.PathLike, **options) -> pd.DataFrame:
     """Manifest of a real data set by name (see :data:`DATASETS`); ``options`` go to its loader."""
-    key = _ALIASES.get(name.lower(), name.lower())
+    key = canonical_name(name)
     if key not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; use one of {sorted(DATASETS)}")
     if root is None or str(root) == "":

@@ -204,8 +204,9 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
     ``start`` is a saved generator folder (e.g. ``models/tiny-stage1``, or an earlier stage's output) or a
     :class:`PoseDiveGenerator` (e.g. :func:`~posedive_lib.generator.sizes.sd15_generator`) named by ``start_name``
     (e.g. the folders it was loaded from). The frames are encoded on the accelerator's device. An interrupted run
-    resumes and a finished one is reused (checked against ``frames_run.json``: the start, the bytes of every frame
-    and map, the settings); a folder whose run has begun with other inputs is refused rather than mixed.
+    resumes and a finished one is reused without decoding a frame (checked against ``frames_run.json``: the start,
+    a digest of the bytes of every frame and map, hashed at each call, and the settings); a folder whose run has
+    begun (a checkpoint or the saved generator) with other inputs is refused rather than mixed.
     """
     import json
     from dataclasses import asdict
@@ -247,6 +248,7 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
         if not changed and is_saved_generator(final):
             return final
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "loss.csv").unlink(missing_ok=True)  # rows of a first attempt that died before its first checkpoint
     with atomic_output(record_path) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     generator = start if isinstance(start, PoseDiveGenerator) else PoseDiveGenerator.from_pretrained(start)

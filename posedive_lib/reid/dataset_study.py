@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..paths import config_key
 from .experiment import run_settings
 from .train import TrainConfig
 
 
 def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
     """The manifest of an export written by ``cli augment`` (``market_layout/``), each row's ``source`` (real or
-    generated) taken from its ``mapping.csv``."""
+    generated) and the data set's name taken from its ``mapping.csv``."""
     from ..data.export import MAPPING_FILE
     from ..data.real_datasets import load_market1501
 
@@ -24,13 +25,14 @@ def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
     if not (folder / MAPPING_FILE).is_file():
         raise FileNotFoundError(f"{folder} has no {MAPPING_FILE}: pass the market_layout/ folder that "
                                 "`python -m posedive_lib.cli augment` wrote")
-    manifest = load_market1501(folder)
-    source = pd.read_csv(folder / MAPPING_FILE).set_index("file")["source"]
+    manifest, mapping = load_market1501(folder), pd.read_csv(folder / MAPPING_FILE)
+    source = mapping.set_index("file")["source"]
     unknown = ~manifest["path"].isin(source.index)
     if unknown.any():
         raise ValueError(f"{folder}: {int(unknown.sum())} images (first {manifest['path'][unknown].iloc[0]}) are not in "
                          f"its {MAPPING_FILE}; export the augmented data set again with `cli augment`")
-    return manifest.assign(source=manifest["path"].map(source))
+    exported = mapping.loc[mapping["source"] == "real", "dataset"].iloc[0]  # the loader's name of the data set
+    return manifest.assign(source=manifest["path"].map(source), dataset=exported)
 
 
 def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathLike, dataset: str | None = None,
@@ -38,7 +40,7 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
                   progress: bool = True) -> pd.DataFrame:
     """Train and evaluate ``baseline`` (the real training images) and, with ``augmented`` (an export of
     ``cli augment``), ``posedive`` (plus the kept generated images) on the data set's query and gallery; one row
-    per setting and seed. Without ``augmented``, the baseline of ``dataset`` at ``data_root``.
+    per setting and seed, with the data set's name. Without ``augmented``, the baseline of ``dataset`` at ``data_root``.
 
     Runs live in ``out_dir/runs`` (reused when finished, resumed when interrupted). A preset's batch asks for
     ``config.P`` identities; a data set with fewer training identities gets a smaller P (a stand-in, not a real set).
@@ -62,6 +64,40 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
     identities = train.loc[train["source"] == "real", "pid"].nunique()
     if identities < config.P:
         config = replace(config, P=max(2, identities))
-    runs = Path(out_dir) / "runs" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
+    runs = Path(out_dir) / "runs" / f"{_data_key(root, augmented is not None)}-{config_key(config, length=8)}"
     test = manifest[manifest["split"].isin(["query", "gallery"])]
-    return run_settings(settings, test, root, runs, seeds, config, progress)
+    return run_settings(settings, test, root, runs, seeds, config, progress).assign(dataset=manifest["dataset"].iloc[0])
+
+
+def _data_key(root: Path, export: bool) -> str:
+    """What the runs train on: an export by its contents (mapping and augmentation record: moving it keeps its runs,
+    re-making it with another generator does not), a data set folder by its place."""
+    from ..augment.dataset_augmentation import AUGMENTATION_RECORD
+    from ..data.export import MAPPING_FILE
+
+    digest = hashlib.sha1()
+    if export:
+        for name in (MAPPING_FILE, AUGMENTATION_RECORD):
+            if (root / name).is_file():
+                digest.update((root / name).read_bytes())
+    else:
+        digest.update(str(root.resolve()).encode())
+    return digest.hexdigest()[:10]
+
+
+def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Write the runs of :func:`dataset_study` (``reid_runs.csv``, with an ``experiment`` column for the run's summary) and, when
+    they hold ``posedive``, the paired summary against the baseline (``reid_summary.csv``), its bars (``reid.png``)
+    and CMC curves (``reid_cmc.png``); returns the summary (None for a baseline alone)."""
+    from ..analysis.world_figures import save_figure
+    from .experiment import paired_summary, plot_cmc, plot_settings, write_table
+
+    out_dir = Path(out_dir)
+    write_table(runs.assign(experiment="real_main"), out_dir / "reid_runs.csv")
+    if "posedive" not in set(runs["setting"]):
+        return None
+    summary = paired_summary(runs, "baseline")
+    write_table(summary.reset_index(), out_dir / "reid_summary.csv")
+    save_figure(plot_settings(runs, ["baseline", "posedive"]), out_dir / "reid.png")
+    save_figure(plot_cmc(runs, ["baseline", "posedive"]), out_dir / "reid_cmc.png")
+    return summary
