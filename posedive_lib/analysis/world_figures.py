@@ -77,7 +77,11 @@ def plot_viewpoint_bias(manifest: pd.DataFrame):
     return fig
 
 
-def save_figure(fig, path) -> None:
-    """Save atomically (no half-written figure if interrupted)."""
+def save_figure(fig, path, close: bool = False) -> None:
+    """Save atomically (no half-written figure if interrupted); ``close`` frees a figure that is not shown."""
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=120)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

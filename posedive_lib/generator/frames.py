@@ -257,5 +257,5 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
     del frames
     final = train_generator(generator, data, out_dir, config, progress)
     save_figure(plot_loss_curves({f"{len({f.clip for f in files})} clips, {len(files)} frames": pd.read_csv(out_dir / "loss.csv")}),
-                out_dir / "loss_curve.png")
+                out_dir / "loss_curve.png", close=True)
     return final

@@ -98,6 +98,6 @@ def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFr
         return None
     summary = paired_summary(runs, "baseline")
     write_table(summary.reset_index(), out_dir / "reid_summary.csv")
-    save_figure(plot_settings(runs, ["baseline", "posedive"]), out_dir / "reid.png")
-    save_figure(plot_cmc(runs, ["baseline", "posedive"]), out_dir / "reid_cmc.png")
+    save_figure(plot_settings(runs, ["baseline", "posedive"]), out_dir / "reid.png", close=True)
+    save_figure(plot_cmc(runs, ["baseline", "posedive"]), out_dir / "reid_cmc.png", close=True)
     return summary
