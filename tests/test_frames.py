@@ -115,7 +115,7 @@ def tiny_start(tmp_path):
     return tmp_path / "start"
 
 
-def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tmp_path, tiny_start):
+def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tmp_path, tiny_start, monkeypatch):
     frames = tmp_path / "frames"
     for name in ("a", "b"):
         _clip(frames, name, frames=3)
@@ -127,8 +127,13 @@ def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tm
     assert trained.image_size == SIZE
     assert not torch.equal(trained.pose_guider.conv_out.weight, start.pose_guider.conv_out.weight)  # guiders trained
     stamp = (final / "generator.json").stat().st_mtime_ns
+    import posedive_lib.data.manifest as manifest_module
+
+    hashed = []
+    monkeypatch.setattr(manifest_module, "content_hash", lambda path, real=manifest_module.content_hash: hashed.append(path) or real(path))
     assert train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False) == final
     assert (final / "generator.json").stat().st_mtime_ns == stamp  # reused, not trained again
+    assert not [p for p in hashed if frames in p.parents]  # and no frame or map read again (size and time unchanged)
     record = json.loads((tmp_path / "run" / "frames_run.json").read_text())
     assert record["start"].startswith("saved generator ") and len(record["frames"]) == 6 * 4  # frames and maps
     other = GeneratorTrainConfig(steps=5, batch=4)
@@ -137,6 +142,7 @@ def test_train_on_frames_saves_a_generator_reuses_it_and_refuses_other_inputs(tm
     Image.fromarray(np.zeros((32, 16), np.uint8)).save(frames / "a" / "depth" / "000001.png")  # a map re-made
     with pytest.raises(ValueError, match="holds a training run with other frames"):
         train_on_frames(frames, tmp_path / "run", tiny_start, config, progress=False)
+    assert [p.name for p in hashed if frames in p.parents] == ["000001.png"]  # only the changed file was read
     shutil.copytree(tmp_path / "run", tmp_path / "unrecorded")
     (tmp_path / "unrecorded" / "frames_run.json").unlink()
     with pytest.raises(ValueError, match="without its frames_run.json"):

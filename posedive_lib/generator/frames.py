@@ -174,11 +174,21 @@ def write_clip(root: str | os.PathLike, clip: str, images: np.ndarray, maps: dic
     return folder
 
 
-def _fingerprint(files: list[FrameFiles], root: Path) -> list:
-    """Each used file (frame and maps) with a digest of its bytes: a run's inputs, whatever their timestamps."""
+def _fingerprint(files: list[FrameFiles], root: Path, earlier: dict) -> tuple[list, dict]:
+    """Each used file (frame and maps) with a digest of its bytes, a run's inputs whatever their timestamps, and each
+    file's size and modification time: a file unchanged in both since ``earlier`` (a run record) keeps its digest
+    unread."""
     from ..data.manifest import content_hash
 
-    return [[p.relative_to(root).as_posix(), content_hash(p)] for f in files for p in (f.image, *f.maps.values())]
+    digests = {path: digest for path, digest in earlier.get("frames", [])}
+    seen = earlier.get("file_stats", {})
+    fingerprint, stats = [], {}
+    for path in (p for f in files for p in (f.image, *f.maps.values())):
+        name, stat = path.relative_to(root).as_posix(), path.stat()
+        stats[name] = [stat.st_size, stat.st_mtime_ns]
+        known = seen.get(name) == stats[name] and name in digests
+        fingerprint.append([name, digests[name] if known else content_hash(path)])
+    return fingerprint, stats
 
 
 def _usable(files: list[FrameFiles], root: Path) -> list[FrameFiles]:
@@ -205,7 +215,8 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
     :class:`PoseDiveGenerator` (e.g. :func:`~posedive_lib.generator.sizes.sd15_generator`) named by ``start_name``
     (e.g. the folders it was loaded from). The frames are encoded on the accelerator's device. An interrupted run
     resumes and a finished one is reused without decoding a frame (checked against ``frames_run.json``: the start,
-    a digest of the bytes of every frame and map, hashed at each call, and the settings); a folder whose run has
+    a digest of the bytes of every frame and map, re-read only for files whose size or modification time changed,
+    and the settings); a folder whose run has
     begun (a checkpoint or the saved generator) with other inputs is refused rather than mixed.
     """
     import json
@@ -232,15 +243,16 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
     files = _usable(frame_files(root, frames_per_clip), root)
     image_size = start.image_size if isinstance(start, PoseDiveGenerator) else \
         json.loads((Path(start) / "generator.json").read_text())["image_size"]
-    record = json.loads(json.dumps({"start": described, "image_size": list(image_size), "frames_per_clip": frames_per_clip,
-                                    "frames": _fingerprint(files, root), "config": asdict(config)}))
     record_path, final = out_dir / "frames_run.json", out_dir / "generator"
+    earlier = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    fingerprint, stats = _fingerprint(files, root, earlier)
+    record = json.loads(json.dumps({"start": described, "image_size": list(image_size), "frames_per_clip": frames_per_clip,
+                                    "frames": fingerprint, "config": asdict(config)}))
     begun = is_saved_generator(final) or (out_dir / "checkpoint").exists()
     if begun and not record_path.is_file():
         raise ValueError(f"{out_dir} holds a generator run without its frames_run.json (not one of train_on_frames); "
                          "pass another out_dir (--out)")
     if record_path.is_file():
-        earlier = json.loads(record_path.read_text())
         changed = [key for key in record if earlier.get(key) != record[key]]
         if changed and begun:
             raise ValueError(f"{out_dir} holds a training run with other {', '.join(changed)}; pass another out_dir "
@@ -250,7 +262,7 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "loss.csv").unlink(missing_ok=True)  # rows of a first attempt that died before its first checkpoint
     with atomic_output(record_path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(json.dumps({**record, "file_stats": stats}, indent=1))
     generator = start if isinstance(start, PoseDiveGenerator) else PoseDiveGenerator.from_pretrained(start)
     frames = read_frames(root, generator.image_size, progress=progress, files=files)
     data = PairData.from_images(generator.to(PartialState().device), frames.pids, frames.images, frames.conditions)
