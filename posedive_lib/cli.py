@@ -316,9 +316,6 @@ def _check_arguments(args: argparse.Namespace) -> None:
         _check_frames_arguments(args)
     if args.command == "reid":
         _check_reid_arguments(args)
-    if args.command == "reid" and args.augmented is None and (args.dataset is None or args.data_root is None):
-        raise SystemExit("reid: pass --augmented (the market_layout/ folder of `augment`: baseline and + Pose-dIVE) or "
-                         "--dataset and --data-root (the baseline alone)")
     if args.command == "augment":
         if not _is_saved_generator(saved_folder(args.generator)):
             raise SystemExit(f"--generator {args.generator}: no saved generator there (generator.json missing); train one "
@@ -341,15 +338,19 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def _check_reid_arguments(args: argparse.Namespace) -> None:
-    from .reid.train import PRESETS  # torch loads here, only for this command
+    from .reid.train import PRESETS, preset_config  # torch loads here, only for this command
 
-    if args.preset not in PRESETS:
-        raise SystemExit(f"--preset {args.preset!r}: use one of {sorted(PRESETS)}")
+    if args.augmented is None and (args.dataset is None or args.data_root is None):
+        raise SystemExit("reid: pass --augmented (the market_layout/ folder of `augment`: baseline and + Pose-dIVE) or "
+                         "--dataset and --data-root (the baseline alone)")
     if args.augmented is not None and (args.dataset is not None or args.data_root is not None):
         raise SystemExit("reid: --augmented holds the data set already; --dataset and --data-root go without it")
-    if args.pretrained is not None and not Path(args.pretrained).is_dir():
-        raise SystemExit(f"--pretrained {args.pretrained} is not a folder: pass the backbone's weights folder "
-                         "(a transformers ResNet-50 such as microsoft/resnet-50, or a CLIP model)")
+    if args.preset not in PRESETS:
+        raise SystemExit(f"--preset {args.preset!r}: use one of {sorted(PRESETS)}")
+    try:
+        preset_config(args.preset, args.pretrained)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"--pretrained: {error}") from None
     if args.pretrained is None and PRESETS[args.preset].backbone != "tiny":
         print(f"warning: --preset {args.preset} without --pretrained trains its backbone from random weights; the "
               "paper's Re-ID models start from ImageNet or CLIP weights", file=sys.stderr)

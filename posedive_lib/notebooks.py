@@ -55,6 +55,20 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
     return out
 
 
+def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None) -> None:
+    """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
+    filter threshold, the Re-ID preset and its backbone weights."""
+    from .augment.filtering import FilterThresholds
+    from .data.real_datasets import DATASETS, canonical_name
+    from .reid.train import preset_config
+
+    if canonical_name(dataset) not in DATASETS:
+        raise ValueError(f"dataset={dataset!r}: this notebook runs on a real data set, one of {sorted(DATASETS)} "
+                         "(notebooks 1 to 7 run on the synthetic world)")
+    FilterThresholds.at(tau)
+    preset_config(reid_preset, reid_pretrained)
+
+
 def _library_digest() -> str:
     digest = hashlib.sha1()
     for path in sorted((PROJECT_ROOT / "posedive_lib").rglob("*.py")):

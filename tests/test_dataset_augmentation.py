@@ -160,6 +160,13 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     summary = pd.read_csv(out / "reid_summary.csv").set_index("setting")
     assert summary.loc["baseline", "paired_diff_mean"] == 0 and (out / "reid.png").is_file() and (out / "reid_cmc.png").is_file()
     assert set(runs["dataset"]) == {"market1501"}
+    folders = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
+    assert len(folders) == 2  # one runs folder per setting
+    augment_dataset("market1501", market, generator_dir, tmp_path / "aug", config=AugmentConfig(per_id=2, steps=1),
+                    gallery_size=4, thresholds=FilterThresholds.at(0.3), progress=False)  # the export re-made
+    assert main(argv) == 0
+    again = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
+    assert len(again) == 3 and folders < again  # the baseline's runs reused, posedive's trained anew
     assert main(["reid", "--dataset", "market1501", "--data-root", str(market), "--preset", "tiny", "--iterations", "4",
                  "--seeds", "0", "--out", str(tmp_path / "base")]) == 0
     base = pd.read_csv(tmp_path / "base" / "reid_runs.csv")
@@ -170,7 +177,11 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
         main(["reid", "--augmented", str(export), "--preset", "resnet", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="--augmented holds the data set already"):
         main(["reid", "--augmented", str(export), "--dataset", "market1501", "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit, match="--pretrained .* is not a folder"):
+    with pytest.raises(SystemExit, match="--pretrained: .*none has no config.json"):
         main(["reid", "--augmented", str(export), "--pretrained", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--pretrained: .*resnet is a ResNet with .*but the resnet50 backbone is"):
+        main(["reid", "--augmented", str(export), "--preset", "bot", "--pretrained", str(backbone), "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--pretrained: the clip_vit_b16 backbone needs local CLIP weights"):
+        main(["reid", "--augmented", str(export), "--preset", "clip", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="has no mapping.csv"):
         main(["reid", "--augmented", str(tmp_path / "base"), "--preset", "tiny", "--out", str(tmp_path / "x")])

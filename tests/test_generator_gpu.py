@@ -62,6 +62,7 @@ def test_sampling_on_gpu_matches_cpu_in_fp32_and_bf16_stays_close():
 
 def test_augmentation_samples_on_the_gpu_in_bf16_close_to_the_cpu(smoke_world, tmp_path):
     from posedive_lib.augment.condition_gallery import GalleryConfig, build_condition_gallery
+    from posedive_lib.augment.dataset_augmentation import _to_sampling_device
     from posedive_lib.augment.generate import AugmentConfig, augment
     from posedive_lib.generator.data import load_images, stack_conditions
 
@@ -72,9 +73,10 @@ def test_augmentation_samples_on_the_gpu_in_bf16_close_to_the_cpu(smoke_world, t
     torch.nn.init.normal_(gen.pose_guider.conv_out.weight, std=0.05)
     reference = tiny_generator(seed=0).eval()
     reference.load_state_dict(gen.state_dict())
+    assert _to_sampling_device(gen, torch.device("cuda")) == "cuda bfloat16"  # as augment_dataset moves it
     manifest = augment(train, smoke_world.root, gallery, tmp_path / "out", config, generator=gen, progress=False)
     parameter = next(gen.parameters())
-    assert parameter.device.type == "cuda" and parameter.dtype == torch.bfloat16  # sampled on the GPU
+    assert parameter.device.type == "cuda" and parameter.dtype == torch.bfloat16  # sampled there
     index = gallery.table.reset_index().set_index("condition_id").loc[manifest["condition_id"], "index"].to_numpy()
     conditions = stack_conditions({k: v[index] for k, v in gallery.maps().items()}).float() / 255
     parents = train.set_index("path").loc[manifest["parent"]].reset_index()

@@ -117,3 +117,15 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
     assert set(runs["dataset"]) == {"market1501"} and set(runs["experiment"]) == {"real_main"}
     for name in ("augmentation_grid.png", "reid.png", "reid_cmc.png", "reid_summary.csv", "filter_statistics.csv"):
         assert (out / name).is_file(), name
+
+
+def test_real_data_notebook_settings_are_checked_before_any_training():
+    from posedive_lib.notebooks import check_real_data_run
+
+    check_real_data_run("market", 0.6, "tiny", None)  # an alias of market1501
+    for args, message in ((("synthetic", 0.6, "tiny", None), "runs on a real data set"),
+                          (("market1501", 1.5, "tiny", None), r"\[0, 1\]"),
+                          (("market1501", 0.6, "resnet", None), "unknown Re-ID preset"),
+                          (("market1501", 0.6, "clip", None), "needs local CLIP weights")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            check_real_data_run(*args)

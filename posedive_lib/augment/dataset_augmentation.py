@@ -62,10 +62,9 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=width, height=height,
                                                         seed=config.seed), train_viewpoints=train,
                                           progress=progress and state.is_main_process)
-    sampling = _to_sampling_device(generator, state.device)
+    _to_sampling_device(generator, state.device)
     generated = augment(train, data_root, gallery, out_dir / "generated", config, generator=generator,
-                        tag=f"{name}-{mode}", progress=progress,
-                        generator_key=f"{weights_digest(generator_dir)} {sampling}")
+                        tag=f"{name}-{mode}", progress=progress, generator_key=weights_digest(generator_dir))
     if generated is None:
         return None
     plan = json.loads((out_dir / "generated" / "plan.json").read_text())["digest"]
@@ -83,9 +82,9 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         roots = {**{name: data_root for name in manifest["dataset"].unique()},
                  **{name: out_dir / "generated" for name in kept["dataset"].unique()}}
         combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
-        export_market_layout(combined, roots, folder, link=True, overwrite=True)
-        with atomic_output(folder / AUGMENTATION_RECORD) as tmp:  # what the export holds, for the Re-ID runs' key
-            tmp.write_text(json.dumps({"plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}, indent=1))
+        record = {"plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}  # for the Re-ID runs' key
+        export_market_layout(combined, roots, folder, link=True, overwrite=True,
+                             extra_files={AUGMENTATION_RECORD: json.dumps(record, indent=1)})
     return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "gallery": gallery}
 
 
@@ -108,10 +107,12 @@ def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd
 
 
 def _to_sampling_device(generator, device) -> str:
-    """Move the generator to this process's device, in bf16 on a GPU that has it (fp32 elsewhere); name the choice."""
+    """Move the generator to this process's device, in bf16 on a GPU that computes it natively (fp32 elsewhere);
+    name the choice. The device is not part of the plan: a folder resumed elsewhere mixes images sampled in both."""
     import torch
 
-    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    dtype = torch.bfloat16 if bf16 else torch.float32
     generator.to(device, dtype)
     return f"{device.type} {str(dtype).replace('torch.', '')}"
 

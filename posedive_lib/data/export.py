@@ -119,7 +119,7 @@ def _write_image(source: Path, target: Path, link: bool) -> None:
 
 def export_market_layout(frame: pd.DataFrame, root: str | os.PathLike | Mapping[str, str | os.PathLike],
                          out: str | os.PathLike, link: bool = False, overwrite: bool = False,
-                         check_images: bool = False) -> pd.DataFrame:
+                         check_images: bool = False, extra_files: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Write ``frame``'s images to ``out`` in the Market-1501 layout; return the mapping (also ``mapping.csv``).
 
     ``root`` is the folder the manifest's paths are relative to, or ``{dataset: folder}`` when real and
@@ -127,7 +127,8 @@ def export_market_layout(frame: pd.DataFrame, root: str | os.PathLike | Mapping[
     allows it (editing an exported file then edits the source) and copies otherwise; other formats are
     converted to JPEG. The export is written to a temporary folder next to ``out`` and renamed at the
     end, so an interrupted export leaves no partial ``out``. A non-empty ``out`` is refused unless
-    ``overwrite=True``.
+    ``overwrite=True``. ``extra_files`` (name -> text) are written into the export with it, e.g. a record of how it
+    was made.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -144,11 +145,12 @@ def export_market_layout(frame: pd.DataFrame, root: str | os.PathLike | Mapping[
                             "source": frame["source"].to_numpy()}, columns=list(MAPPING_COLUMNS))
 
     with parent_folders(out):
-        _write_export(out, files, frame, roots, mapping, link)
+        _write_export(out, files, frame, roots, mapping, link, extra_files or {})
     return mapping
 
 
-def _write_export(out: Path, files: list[str], frame: pd.DataFrame, roots: dict, mapping: pd.DataFrame, link: bool) -> None:
+def _write_export(out: Path, files: list[str], frame: pd.DataFrame, roots: dict, mapping: pd.DataFrame, link: bool,
+                  extra_files: Mapping[str, str]) -> None:
     """Write every image and the mapping to a temporary folder next to ``out``, then put it in place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -157,6 +159,8 @@ def _write_export(out: Path, files: list[str], frame: pd.DataFrame, roots: dict,
         for file, path, dataset in zip(files, frame["path"], frame["dataset"]):
             _write_image(roots[dataset] / path, tmp / file, link)
         mapping.to_csv(tmp / MAPPING_FILE, index=False)
+        for name, text in extra_files.items():
+            (tmp / name).write_text(text)
         if out.is_dir() and any(out.iterdir()):
             old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
             os.rename(out, old)

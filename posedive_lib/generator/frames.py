@@ -260,7 +260,6 @@ def train_on_frames(frames_root: str | os.PathLike, out_dir: str | os.PathLike, 
         if not changed and is_saved_generator(final):
             return final
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "loss.csv").unlink(missing_ok=True)  # rows of a first attempt that died before its first checkpoint
     with atomic_output(record_path) as tmp:
         tmp.write_text(json.dumps({**record, "file_stats": stats}, indent=1))
     generator = start if isinstance(start, PoseDiveGenerator) else PoseDiveGenerator.from_pretrained(start)

@@ -149,6 +149,8 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
     log_path = out_dir / "loss.csv"
+    if accelerator.is_main_process:
+        _trim_log(log_path, step)
     bar = tqdm(total=config.steps, initial=step, desc="generator training", unit="step",
                disable=not progress or not accelerator.is_main_process)
     end = min(config.steps, stop_after) if stop_after else config.steps
@@ -181,6 +183,19 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
         generator.eval().to("cpu").save_pretrained(final)
         shutil.rmtree(state_dir, ignore_errors=True)
     return final
+
+
+def _trim_log(log_path: Path, step: int) -> None:
+    """Keep the loss rows of the steps up to the checkpoint ``step`` (a run killed after writing rows but before its
+    checkpoint redoes those steps; a fresh run starts an empty log)."""
+    if not log_path.is_file():
+        return
+    if step == 0:
+        log_path.unlink()
+        return
+    log = pd.read_csv(log_path)
+    if (log["step"] > step).any():
+        log[log["step"] <= step].to_csv(log_path, index=False)
 
 
 def _record_preview(preview: TrainingPreview, generator: PoseDiveGenerator, trainable, ema, step: int, folder: Path) -> None:

@@ -51,37 +51,48 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
         root = Path(augmented)
         manifest = augmented_export(root)
         train = manifest[manifest["split"] == "train"]
-        settings = {"baseline": lambda: train[train["source"] == "real"].reset_index(drop=True),
-                    "posedive": lambda: train.reset_index(drop=True)}
+        settings = {"baseline": train[train["source"] == "real"], "posedive": train}
     elif dataset is not None and data_root is not None:
         root = Path(data_root)
         manifest = load_dataset(dataset, root)
         train = manifest[manifest["split"] == "train"]
-        settings = {"baseline": lambda: train.reset_index(drop=True)}
+        settings = {"baseline": train}
     else:
         raise ValueError("give the augmented export (augmented=, --augmented) or a data set and its folder "
                          "(dataset= and data_root=, --dataset and --data-root)")
     identities = train.loc[train["source"] == "real", "pid"].nunique()
     if identities < config.P:
         config = replace(config, P=max(2, identities))
-    runs = Path(out_dir) / "runs" / f"{_data_key(root, augmented is not None)}-{config_key(config, length=8)}"
     test = manifest[manifest["split"].isin(["query", "gallery"])]
-    return run_settings(settings, test, root, runs, seeds, config, progress).assign(dataset=manifest["dataset"].iloc[0])
+    runs = []
+    for name, rows in settings.items():  # each setting's runs keyed by what it trains on (see _data_key)
+        folder = Path(out_dir) / "runs" / f"{_data_key(root, name, augmented is not None)}-{config_key(config, length=8)}"
+        runs.append(run_settings({name: lambda rows=rows: rows.reset_index(drop=True)}, test, root, folder, seeds,
+                                 config, progress))
+    table = pd.concat(runs, ignore_index=True)
+    table = table.assign(order=table["setting"].map({name: i for i, name in enumerate(settings)}))
+    table = table.sort_values(["seed", "order"]).drop(columns="order").reset_index(drop=True)
+    return table.assign(dataset=manifest["dataset"].iloc[0])
 
 
-def _data_key(root: Path, export: bool) -> str:
-    """What the runs train on: an export by its contents (mapping and augmentation record: moving it keeps its runs,
-    re-making it with another generator does not), a data set folder by its place."""
+def _data_key(root: Path, setting: str, export: bool) -> str:
+    """What a setting's runs train on. In an export, by its contents: the baseline by the real rows of its mapping
+    (unchanged when the augmentation is re-made), ``posedive`` by the whole mapping and the augmentation record (the
+    generator's plan and the thresholds), so moving the export keeps the runs and re-making it retrains only
+    ``posedive``. A data set folder by its place."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
     from ..data.export import MAPPING_FILE
 
-    digest = hashlib.sha1()
-    if export:
+    digest = hashlib.sha1(setting.encode())
+    if not export:
+        digest.update(str(root.resolve()).encode())
+    elif setting == "baseline":
+        mapping = pd.read_csv(root / MAPPING_FILE)
+        digest.update(mapping[mapping["source"] == "real"].to_csv(index=False).encode())
+    else:
         for name in (MAPPING_FILE, AUGMENTATION_RECORD):
             if (root / name).is_file():
                 digest.update((root / name).read_bytes())
-    else:
-        digest.update(str(root.resolve()).encode())
     return digest.hexdigest()[:10]
 
 
@@ -95,6 +106,8 @@ def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFr
     out_dir = Path(out_dir)
     write_table(runs.assign(experiment="real_main"), out_dir / "reid_runs.csv")
     if "posedive" not in set(runs["setting"]):
+        for name in ("reid_summary.csv", "reid.png", "reid_cmc.png"):  # an earlier comparison's, now stale
+            (out_dir / name).unlink(missing_ok=True)
         return None
     summary = paired_summary(runs, "baseline")
     write_table(summary.reset_index(), out_dir / "reid_summary.csv")

@@ -33,6 +33,35 @@ BACKBONES = {
 }
 
 
+def check_backbone_weights(backbone: str, pretrained_path: str | os.PathLike | None) -> None:
+    """Refuse, before any training, backbone weights that the ``backbone`` preset cannot load or reload: a missing
+    CLIP folder, a folder without a transformers config, another model type, or a ResNet of another shape (trained
+    runs are reloaded with the preset's architecture)."""
+    import json
+
+    preset = BACKBONES[backbone]
+    if pretrained_path is None:
+        if preset.kind == "clip":
+            raise FileNotFoundError(f"the {backbone} backbone needs local CLIP weights: pass their folder (pretrained_path, "
+                                    "--pretrained)")
+        return
+    config_path = Path(pretrained_path) / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{pretrained_path} has no config.json: pass a model folder in the transformers format")
+    config = json.loads(config_path.read_text())
+    kinds = {"resnet": ("resnet",), "clip": ("clip", "clip_vision_model")}[preset.kind]
+    if config.get("model_type") not in kinds:
+        raise ValueError(f"{pretrained_path} holds a {config.get('model_type')!r} model; the {backbone} backbone takes "
+                         f"{' or '.join(kinds)} weights")
+    if preset.kind == "resnet":
+        expected = {"embedding_size": preset.embedding_size, "hidden_sizes": list(preset.hidden_sizes),
+                    "depths": list(preset.depths), "layer_type": preset.layer_type}
+        differ = {key: config.get(key) for key, value in expected.items() if config.get(key) != value}
+        if differ:
+            raise ValueError(f"{pretrained_path} is a ResNet with {differ}, but the {backbone} backbone is {expected}: "
+                             "pass weights of that shape (e.g. microsoft/resnet-50 for resnet50)")
+
+
 class ResNetBackbone(nn.Module):
     """``transformers.ResNetModel`` feature map, optionally with the last stage's stride set to 1 (BoT)."""
 

@@ -79,12 +79,17 @@ PRESETS = {
 }
 
 
-def preset_config(name: str, pretrained_path: str | None = None, iterations: int | None = None) -> TrainConfig:
-    """The preset ``name`` (see :data:`PRESETS`) with its backbone weights folder and training length changed when given."""
+def preset_config(name: str, pretrained_path: str | os.PathLike | None = None, iterations: int | None = None) -> TrainConfig:
+    """The preset ``name`` (see :data:`PRESETS`) with its backbone weights folder (checked, stored absolute) and
+    training length changed when given."""
+    from .model import check_backbone_weights
+
     if name not in PRESETS:
         raise ValueError(f"unknown Re-ID preset {name!r}; use one of {sorted(PRESETS)}")
     config = PRESETS[name]
-    return replace(config, pretrained_path=pretrained_path or config.pretrained_path, iterations=iterations or config.iterations)
+    pretrained = str(Path(pretrained_path).resolve()) if pretrained_path else config.pretrained_path
+    check_backbone_weights(config.backbone, pretrained)
+    return replace(config, pretrained_path=pretrained, iterations=iterations or config.iterations)
 
 
 def _lr_factor(config: TrainConfig):
