@@ -55,18 +55,24 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
     return out
 
 
-def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None) -> None:
+def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None,
+                        reid_iterations: int | None = None, per_id: int = 15, sample_steps: int = 20,
+                        gallery_size: int = 2048) -> None:
     """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
-    filter threshold, the Re-ID preset and its backbone weights."""
+    filter threshold, the sampler and gallery, the Re-ID preset, its length and its backbone weights."""
     from .augment.filtering import FilterThresholds
+    from .augment.generate import AugmentConfig
     from .data.real_datasets import DATASETS, canonical_name
     from .reid.train import preset_config
 
-    if canonical_name(dataset) not in DATASETS:
+    if not isinstance(dataset, str) or canonical_name(dataset) not in DATASETS:
         raise ValueError(f"dataset={dataset!r}: this notebook runs on a real data set, one of {sorted(DATASETS)} "
                          "(notebooks 1 to 7 run on the synthetic world)")
     FilterThresholds.at(tau)
-    preset_config(reid_preset, reid_pretrained)
+    AugmentConfig(per_id=per_id, steps=sample_steps)
+    if gallery_size < 1 or (reid_iterations is not None and reid_iterations < 1):
+        raise ValueError(f"gallery_size and reid_iterations must be at least 1, got {gallery_size} and {reid_iterations}")
+    preset_config(reid_preset, reid_pretrained, reid_iterations)
 
 
 def _library_digest() -> str:

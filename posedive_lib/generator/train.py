@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpointing import save_training_state, saved_step
+from ..paths import atomic_output
 from .data import PairData, stream_seed
 from .model import PoseDiveGenerator, is_saved_generator
 from .previews import TrainingPreview
@@ -187,15 +188,23 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
 
 def _trim_log(log_path: Path, step: int) -> None:
     """Keep the loss rows of the steps up to the checkpoint ``step`` (a run killed after writing rows but before its
-    checkpoint redoes those steps; a fresh run starts an empty log)."""
+    checkpoint redoes those steps, and may have cut its last line; a fresh run starts an empty log)."""
+    from pandas.errors import EmptyDataError, ParserError
+
     if not log_path.is_file():
         return
-    if step == 0:
+    text = log_path.read_text()
+    try:
+        log = pd.read_csv(log_path) if step and text.strip() else None
+    except (EmptyDataError, ParserError):
+        log = None
+    if log is None:
         log_path.unlink()
         return
-    log = pd.read_csv(log_path)
-    if (log["step"] > step).any():
-        log[log["step"] <= step].to_csv(log_path, index=False)
+    kept = log[log["step"] <= step].dropna()
+    if len(kept) < len(log) or not text.endswith("\n"):
+        with atomic_output(log_path) as tmp:
+            kept.to_csv(tmp, index=False)
 
 
 def _record_preview(preview: TrainingPreview, generator: PoseDiveGenerator, trainable, ema, step: int, folder: Path) -> None:

@@ -64,15 +64,11 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
     if identities < config.P:
         config = replace(config, P=max(2, identities))
     test = manifest[manifest["split"].isin(["query", "gallery"])]
-    runs = []
-    for name, rows in settings.items():  # each setting's runs keyed by what it trains on (see _data_key)
-        folder = Path(out_dir) / "runs" / f"{_data_key(root, name, augmented is not None)}-{config_key(config, length=8)}"
-        runs.append(run_settings({name: lambda rows=rows: rows.reset_index(drop=True)}, test, root, folder, seeds,
-                                 config, progress))
-    table = pd.concat(runs, ignore_index=True)
-    table = table.assign(order=table["setting"].map({name: i for i, name in enumerate(settings)}))
-    table = table.sort_values(["seed", "order"]).drop(columns="order").reset_index(drop=True)
-    return table.assign(dataset=manifest["dataset"].iloc[0])
+    folders = {name: Path(out_dir) / "runs" / f"{_data_key(root, name, augmented is not None)}-{config_key(config, length=8)}"
+               for name in settings}  # each setting's runs keyed by what it trains on (see _data_key)
+    runs = run_settings({name: lambda rows=rows: rows.reset_index(drop=True) for name, rows in settings.items()},
+                        test, root, folders, seeds, config, progress)
+    return runs.assign(dataset=manifest["dataset"].iloc[0])
 
 
 def _data_key(root: Path, setting: str, export: bool) -> str:

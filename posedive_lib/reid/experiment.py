@@ -48,9 +48,10 @@ def trained_run(train: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.
 
 
 def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
-                 out_dir: str | os.PathLike, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
-                 progress: bool = True, workers: int | None = None) -> pd.DataFrame:
-    """Train and evaluate every setting with every seed; one row per (setting, seed).
+                 out_dir: str | os.PathLike | Mapping[str, str | os.PathLike], seeds: Sequence[int],
+                 config: TrainConfig = TrainConfig(), progress: bool = True, workers: int | None = None) -> pd.DataFrame:
+    """Train and evaluate every setting with every seed; one row per (setting, seed). ``out_dir`` is one folder for
+    every setting's runs, or one per setting (``{setting: folder}``).
 
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
@@ -64,7 +65,8 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     if len(seeds) < 1:
         raise ValueError("give at least one seed (experiments report at least three)")
     sets = {name: rows_of() for name, rows_of in settings.items()}
-    jobs = [(train, test, root, out_dir, seed, config) for seed in seeds for train in sets.values()]
+    folders = out_dir if isinstance(out_dir, Mapping) else {name: out_dir for name in sets}
+    jobs = [(train, test, root, folders[name], seed, config) for seed in seeds for name, train in sets.items()]
     names = [(name, seed) for seed in seeds for name in sets]
     threads = None if torch.cuda.is_available() else config.threads
     if threads is None:  # one GPU, or runs that take every core: one after the other

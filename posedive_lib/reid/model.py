@@ -45,18 +45,28 @@ def check_backbone_weights(backbone: str, pretrained_path: str | os.PathLike | N
             raise FileNotFoundError(f"the {backbone} backbone needs local CLIP weights: pass their folder (pretrained_path, "
                                     "--pretrained)")
         return
-    config_path = Path(pretrained_path) / "config.json"
+    folder = Path(pretrained_path)
+    config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{pretrained_path} has no config.json: pass a model folder in the transformers format")
+    weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+    if not any((folder / name).is_file() for name in weights):
+        raise FileNotFoundError(f"{pretrained_path} has a config.json but no weights ({', '.join(weights[:2])}): "
+                                "download the model's weights too")
     config = json.loads(config_path.read_text())
     kinds = {"resnet": ("resnet",), "clip": ("clip", "clip_vision_model")}[preset.kind]
     if config.get("model_type") not in kinds:
         raise ValueError(f"{pretrained_path} holds a {config.get('model_type')!r} model; the {backbone} backbone takes "
                          f"{' or '.join(kinds)} weights")
     if preset.kind == "resnet":
-        expected = {"embedding_size": preset.embedding_size, "hidden_sizes": list(preset.hidden_sizes),
-                    "depths": list(preset.depths), "layer_type": preset.layer_type}
-        differ = {key: config.get(key) for key, value in expected.items() if config.get(key) != value}
+        from transformers import ResNetConfig
+
+        built = ResNetConfig(embedding_size=preset.embedding_size, hidden_sizes=list(preset.hidden_sizes),
+                             depths=list(preset.depths), layer_type=preset.layer_type).to_dict()
+        keys = ("embedding_size", "hidden_sizes", "depths", "layer_type", "hidden_act", "downsample_in_first_stage",
+                "downsample_in_bottleneck")  # what shapes the network (trained runs reload with the preset's)
+        expected = {key: built.get(key) for key in keys}
+        differ = {key: config.get(key, built.get(key)) for key in keys if config.get(key, built.get(key)) != expected[key]}
         if differ:
             raise ValueError(f"{pretrained_path} is a ResNet with {differ}, but the {backbone} backbone is {expected}: "
                              "pass weights of that shape (e.g. microsoft/resnet-50 for resnet50)")
