@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..paths import atomic_output
 from .condition_gallery import UNIFORM_VIEWPOINT_MODES, GalleryConfig, build_condition_gallery
-from .filtering import FilterThresholds, apply_thresholds, keypoint_statistics
+from .filtering import FilterThresholds, apply_thresholds, cached_keypoint_statistics
 from .generate import AugmentConfig, augment
 
 AUGMENTATION_RECORD = "augmentation.json"  # in the export: the plan and thresholds that made it
@@ -68,7 +68,9 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     if generated is None:
         return None
     plan = json.loads((out_dir / "generated" / "plan.json").read_text())["digest"]
-    stats = _keypoint_statistics(generated, out_dir, gallery, data_root, plan, progress)
+    # cached by the plan that made the images (its digest covers references, conditions, sampler and generator)
+    stats = cached_keypoint_statistics(generated, out_dir / "generated", gallery, out_dir / f"keypoint_statistics-{plan}.csv",
+                                       progress, parent_root=data_root)
     decisions = apply_thresholds(stats, thresholds)
     with atomic_output(out_dir / "filter_decisions.csv") as tmp:
         decisions.to_csv(tmp, index=False)
@@ -115,26 +117,6 @@ def _to_sampling_device(generator, device) -> str:
     dtype = torch.bfloat16 if bf16 else torch.float32
     generator.to(device, dtype)
     return f"{device.type} {str(dtype).replace('torch.', '')}"
-
-
-def _keypoint_statistics(generated: pd.DataFrame, out_dir: Path, gallery, data_root: Path, plan: str,
-                         progress: bool) -> pd.DataFrame:
-    """Keypoint statistics of the generated images (mediapipe), cached in ``out_dir`` by the plan that made them
-    (its digest covers the references, conditions, sampler and generator)."""
-    from .keypoints import PoseEstimator
-
-    cache = out_dir / f"keypoint_statistics-{plan}.csv"
-    if cache.is_file():
-        return pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
-    estimator = PoseEstimator()
-    try:
-        stats = keypoint_statistics(generated, out_dir / "generated", gallery, estimator, progress=progress,
-                                    parent_root=data_root)
-    finally:
-        estimator.close()
-    with atomic_output(cache) as tmp:
-        stats.to_csv(tmp, index=False)
-    return stats
 
 
 def generation_examples(result: dict, data_root: str | os.PathLike, out_dir: str | os.PathLike, rows: int = 8) -> dict:

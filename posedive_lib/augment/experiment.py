@@ -94,26 +94,13 @@ def filter_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery
 
 def _keypoint_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int,
                          progress: bool) -> pd.DataFrame:
-    from .filtering import keypoint_statistics
-    from .keypoints import PoseEstimator
+    from .filtering import cached_keypoint_statistics
 
     folder = world.root / Path(augmentation["path"].iloc[0]).parent.parent
-    cache = folder / "keypoint_statistics.csv"
-    if cache.is_file():
-        stats = pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
-        if "kp_gen_error" in stats:  # older caches lack the keypoint error: recompute them
-            return stats
-    mode = augmentation["gallery_mode"].iloc[0]
-    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=world.config.width,
-                                                    height=world.config.height, seed=seed),
-                                      train_viewpoints=world.subset("train"), progress=False)
-    estimator = PoseEstimator()
-    try:
-        stats = keypoint_statistics(augmentation, world.root, gallery, estimator, progress=progress)
-    finally:
-        estimator.close()
-    from ..paths import atomic_output
 
-    with atomic_output(cache) as tmp:
-        stats.to_csv(tmp, index=False)
-    return stats
+    def gallery():  # rendered (or loaded) only when the statistics are not cached
+        config = GalleryConfig(size=gallery_size, mode=augmentation["gallery_mode"].iloc[0], width=world.config.width,
+                               height=world.config.height, seed=seed)
+        return build_condition_gallery(config, train_viewpoints=world.subset("train"), progress=False)
+
+    return cached_keypoint_statistics(augmentation, world.root, gallery, folder / "keypoint_statistics.csv", progress)

@@ -106,6 +106,30 @@ def keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery
                            kp_generated=gen_keypoints)
 
 
+def cached_keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, gallery, cache: str | os.PathLike,
+                               progress: bool = True, parent_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`keypoint_statistics` with a fresh mediapipe estimator, cached as CSV at ``cache`` (a cache from before
+    the keypoint error was recorded is recomputed). ``gallery``: the condition gallery, or a function that builds it
+    (called only when the statistics are computed)."""
+    from ..paths import atomic_output
+    from .keypoints import PoseEstimator
+
+    cache = Path(cache)
+    if cache.is_file():
+        stats = pd.read_csv(cache, dtype={"pose_id": str, "keypoints": str, "kp_generated": str})
+        if "kp_gen_error" in stats:
+            return stats
+    estimator = PoseEstimator()
+    try:
+        stats = keypoint_statistics(manifest, root, gallery() if callable(gallery) else gallery, estimator,
+                                    progress=progress, parent_root=parent_root)
+    finally:
+        estimator.close()
+    with atomic_output(cache) as tmp:
+        stats.to_csv(tmp, index=False)
+    return stats
+
+
 def apply_thresholds(stats: pd.DataFrame, thresholds: FilterThresholds = FilterThresholds()) -> pd.DataFrame:
     """``keep_reference``, ``keep_target``, ``keep_generated`` and ``keep`` columns for ``thresholds``."""
     missing = [c for c in ("kp_ref_min", "kp_target_mean", "kp_gen_mean", "kp_gen_diff") if c not in stats.columns]
