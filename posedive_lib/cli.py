@@ -241,7 +241,8 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
               f"({kept / max(generated, 1):.0%}), every decision in {out / 'filter_decisions.csv'}")
         if result["export"] is not None:
             print(f"wrote {result['export']}: the data set with the kept images in bounding_box_train, in the "
-                  "Market-1501 layout that CLIP-ReID, torchreid and fast-reid read")
+                  "Market-1501 layout (Re-ID code bases' Market loaders read Market-1501 and CUHK03 exports; "
+                  "`reid` reads any)")
     return result
 
 
