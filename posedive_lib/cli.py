@@ -224,6 +224,23 @@ def train_generator_on_frames(frames: Path, out: Path, start: str | None = None,
     return final
 
 
+def split_real_dataset(dataset: str, data_root: Path, kind: str, out: Path, seed: int = 0, **split_options) -> dict:
+    """A real data set re-split as MSMT17-S (Cam or Pose), exported for `augment` and `reid`, with its Fig. 6."""
+    from .analysis.world_figures import save_figure
+    from .data.dataset_split import split_dataset, split_overview
+
+    result = split_dataset(dataset, data_root, kind, out, seed=seed, **split_options)
+    overview = split_overview(result["split"], seed=seed)
+    overview["sizes"].to_csv(out / "split_sizes.csv", index=False)
+    overview["coverage"].to_csv(out / "split_coverage.csv", index=False)
+    save_figure(overview["figure"], out / "split.png", close=True)
+    print(overview["sizes"].to_string(index=False))
+    print(overview["coverage"].to_string(index=False))
+    print(f"wrote {out / 'split.json'}, split_manifest.csv, split_sizes.csv, split_coverage.csv, split.png and "
+          f"{result['export']} (read it as --dataset market1501 in `augment` and `reid`)")
+    return result
+
+
 def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out: Path, mode: str = "both",
                          per_id: int = 15, gallery_size: int = 2048, steps: int = 20, guidance: float = 3.5,
                          batch: int = 16, seed: int = 0, tau: float = 0.6, export: bool = True) -> dict | None:
@@ -440,6 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     frames_p.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default 1e-5, the paper's)")
     frames_p.add_argument("--frames-per-clip", type=int, default=None, help="evenly spaced frames kept per clip")
     frames_p.add_argument("--seed", type=int, default=0)
+    split_p = sub.add_parser("split", help="re-split a real data set as the paper's MSMT17-S (Cam or Pose) for augment and reid")
+    split_p.add_argument("--dataset", required=True, help="msmt17 (the paper's), market1501, cuhk03, cuhk03_detected or dukemtmc")
+    split_p.add_argument("--data-root", type=Path, required=True, help="the data set's folder (only read)")
+    split_p.add_argument("--kind", choices=("cam", "pose"), required=True,
+                         help="cam: train front and back views, test side views; pose: train and test pose clusters")
+    split_p.add_argument("--out", type=Path, required=True, help="output folder (split.json, market_layout/, ...)")
+    split_p.add_argument("--seed", type=int, default=0)
+    split_p.add_argument("--test-fraction", type=float, default=0.5, help="share of identities that go to test")
+    split_p.add_argument("--half-width", type=float, default=30.0, help="cam: degrees kept around the train sectors")
+    split_p.add_argument("--gap", type=float, default=15.0, help="cam: degrees between the train and test sides")
+    split_p.add_argument("--clusters", type=int, default=8, help="pose: k-means clusters of the poses")
     aug_p = sub.add_parser("augment", help="augment a real Re-ID data set with a trained generator (generate, filter, export)")
     aug_p.add_argument("--dataset", required=True, help="market1501, msmt17, cuhk03 (labeled), cuhk03_detected or dukemtmc")
     aug_p.add_argument("--data-root", type=Path, required=True, help="the data set's folder (only read)")
@@ -495,6 +523,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "train-generator":
         train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size or (384, 192)),
                                   args.steps, args.batch, args.lr, args.frames_per_clip, args.seed)
+    elif args.command == "split":
+        options = {"cam": {"half_width": args.half_width, "gap": args.gap}, "pose": {"clusters": args.clusters}}[args.kind]
+        split_real_dataset(args.dataset, args.data_root, args.kind, args.out, args.seed,
+                           test_fraction=args.test_fraction, **options)
     elif args.command == "augment":
         augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,

@@ -25,6 +25,17 @@ def smoke_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def smoke_market(smoke_world, tmp_path_factory):
+    """The smoke world's train and test images as a Market-1501 folder (cameras 1-based, as Market names them)."""
+    from posedive_lib.data.export import export_market_layout
+
+    rows = smoke_world.subset("train", "test")
+    root = tmp_path_factory.mktemp("market") / "Market-1501"
+    export_market_layout(rows.assign(camid=rows["camid"] + 1), smoke_world.root, root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def renderer(anny_body):
     from posedive_lib.render.pipeline import ConditionRenderer
 

@@ -12,7 +12,6 @@ from posedive_lib.augment.dataset_augmentation import augment_dataset
 from posedive_lib.augment.filtering import FilterThresholds
 from posedive_lib.augment.generate import AugmentConfig
 from posedive_lib.cli import main
-from posedive_lib.data.export import export_market_layout
 from posedive_lib.data.real_datasets import load_market1501
 from posedive_lib.generator.sizes import tiny_generator
 
@@ -21,12 +20,9 @@ KEEP_ALL = FilterThresholds(0.0, 0.0, 1.0, 0.0)
 
 
 @pytest.fixture(scope="module")
-def market(smoke_world, tmp_path_factory):
-    """The smoke world's train and test images as a Market-1501 folder (cameras 1-based, as Market names them)."""
-    rows = smoke_world.subset("train", "test")
-    root = tmp_path_factory.mktemp("market") / "Market-1501"
-    export_market_layout(rows.assign(camid=rows["camid"] + 1), smoke_world.root, root)
-    return root
+def market(smoke_market):
+    """The smoke world as a Market-1501 folder (conftest)."""
+    return smoke_market
 
 
 @pytest.fixture(scope="module")

@@ -270,6 +270,21 @@ def load_dataset(name: str, root: str | os.PathLike, **options) -> pd.DataFrame:
     return DATASETS[key](root, **options)
 
 
+def pooled_identities(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Every image of a loaded data set's people in one pool, one pid per person, for a new split (MSMT17-S):
+    train, query and gallery together (the old split in ``original_split``), Market-style distractors (pid 0 in the
+    gallery) left out, and MSMT17's query and gallery pids, which restart at 0, moved above its train pids."""
+    names = manifest["dataset"].unique()
+    if len(names) != 1:
+        raise ValueError(f"pool one data set at a time, got {sorted(names)}; load it with load_dataset")
+    pool = manifest.assign(original_split=manifest["split"])
+    if canonical_name(names[0]) == "msmt17":  # its test lists number their own people from 0
+        train = pool["split"] == "train"
+        offset = int(pool.loc[train, "pid"].max()) + 1 if train.any() else 0
+        return pool.assign(pid=pool["pid"].where(train, pool["pid"] + offset)).reset_index(drop=True)
+    return pool[pool["pid"] > DISTRACTOR_PID].reset_index(drop=True)
+
+
 def split_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Images, identities and cameras per split (compare with :data:`PUBLISHED_COUNTS`)."""
     grouped = frame.groupby("split", sort=False)

@@ -58,20 +58,28 @@ def _require(frame: pd.DataFrame, columns, kind: str) -> None:
         raise ValueError(f"the {kind} split needs {missing} on every row; annotate viewpoints and keypoints first")
 
 
-def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: float = 0.5, half_width: float = 30.0,
-               gap: float = 15.0, train_sectors=(0.0, 180.0), clusters: int = 8, train_cluster_fraction: float = 0.5) -> dict:
-    """Define a Cam (``kind='cam'``) or Pose (``kind='pose'``) split of ``frame``'s images; returns the definition."""
+def check_split_options(kind: str, test_fraction: float = 0.5, half_width: float = 30.0, gap: float = 15.0,
+                        train_sectors=(0.0, 180.0), clusters: int = 8, train_cluster_fraction: float = 0.5) -> None:
+    """Refuse options no split can have (one line naming the fix), before any image is read."""
     if kind not in ("cam", "pose"):
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    if "pid" not in frame:
-        raise ValueError("make_split needs a 'pid' column; pass a manifest (see posedive_lib.data.manifest)")
     if kind == "pose" and (int(clusters) != clusters or clusters < 2 or not 0 < train_cluster_fraction < 1):
         raise ValueError(f"need a whole number of clusters >= 2 and train_cluster_fraction in (0, 1), got {clusters} "
                          f"and {train_cluster_fraction}")
     if kind == "cam" and len(train_sectors) == 0:
         raise ValueError("give at least one train sector (azimuth in degrees, e.g. (0, 180) for front and back)")
+    if kind == "cam" and (half_width <= 0 or gap < 0 or half_width + gap >= 90):
+        raise ValueError(f"need half_width > 0, gap >= 0 and half_width + gap < 90 degrees, got {half_width} and {gap}")
+
+
+def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: float = 0.5, half_width: float = 30.0,
+               gap: float = 15.0, train_sectors=(0.0, 180.0), clusters: int = 8, train_cluster_fraction: float = 0.5) -> dict:
+    """Define a Cam (``kind='cam'``) or Pose (``kind='pose'``) split of ``frame``'s images; returns the definition."""
+    check_split_options(kind, test_fraction, half_width, gap, train_sectors, clusters, train_cluster_fraction)
+    if "pid" not in frame:
+        raise ValueError("make_split needs a 'pid' column; pass a manifest (see posedive_lib.data.manifest)")
     rng = np.random.default_rng(seed)
     pids = np.array(sorted(frame["pid"].unique()))
     n_test = max(1, round(test_fraction * len(pids)))
@@ -82,8 +90,6 @@ def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: flo
     definition = {"kind": kind, "seed": seed, "test_fraction": test_fraction,
                   "train_pids": [int(p) for p in pids if p not in test_pids], "test_pids": sorted(int(p) for p in test_pids)}
     if kind == "cam":
-        if half_width <= 0 or gap < 0 or half_width + gap >= 90:
-            raise ValueError("need half_width > 0, gap >= 0 and half_width + gap < 90 degrees")
         definition.update(half_width=half_width, gap=gap, train_sectors=[float(s) for s in train_sectors])
     else:
         from sklearn.cluster import KMeans

@@ -1,0 +1,73 @@
+"""The paper's MSMT17-S custom splits (Sec. 4.4, Table 5) of a real data set on disk, end to end.
+
+The data set's people are pooled (train, query and gallery: :func:`~posedive_lib.data.real_datasets.pooled_identities`),
+every image is annotated with mediapipe's keypoints and viewpoint (cached and resumable; MSMT17's 126,441 images take
+about an hour on two CPU cores), and :func:`~posedive_lib.data.splits.make_split` divides them into a Cam or a Pose
+split. The result is written to ``out_dir``:
+
+- ``split.json``: the definition (identities, sectors or cluster centres; rebuilds the split with ``apply_split``);
+- ``split_manifest.csv``: every kept image with its new split, viewpoint and keypoints (paths under the data set);
+- ``market_layout/``: the split as a Market-1501-style folder (hard links), which ``augment`` and ``reid`` read as
+  ``market1501``, as any other data set.
+
+Images where mediapipe finds no person have no viewpoint or pose and are left out (with a warning).
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+SPLIT_FILE = "split.json"
+SPLIT_MANIFEST = "split_manifest.csv"
+EXPORT_FOLDER = "market_layout"
+
+
+def split_dataset(dataset: str, data_root: str | os.PathLike, kind: str, out_dir: str | os.PathLike, seed: int = 0,
+                  progress: bool = True, **split_options) -> dict:
+    """Re-split ``dataset`` (a loader name) at ``data_root`` as MSMT17-S: ``kind`` ``cam`` (train front and back
+    views, test side views) or ``pose`` (k-means pose clusters on either side). ``split_options`` go to
+    :func:`~posedive_lib.data.splits.make_split` (``test_fraction``, ``half_width``, ``gap``, ``clusters``, ...).
+    Returns ``{"definition", "split", "export"}``."""
+    from ..augment.keypoints import annotated
+    from .export import export_market_layout
+    from .manifest import write_manifest
+    from .real_datasets import load_dataset, pooled_identities
+    from .splits import apply_split, check_split_options, make_split, save_split
+
+    check_split_options(kind, **split_options)  # before an hour of annotation
+    data_root, out_dir = Path(data_root), Path(out_dir)
+    manifest = load_dataset(dataset, data_root)
+    name = manifest["dataset"].iloc[0]
+    pool = annotated(pooled_identities(manifest), data_root, progress)
+    found = pool["kp_found"].astype(bool)
+    if not found.any():
+        raise ValueError(f"mediapipe found no person in the {len(pool)} images of {data_root}, so their viewpoints and "
+                         "poses are unknown; check that the folder holds person crops")
+    if not found.all():
+        warnings.warn(f"{(~found).sum()} of {len(pool)} images have no person found by mediapipe and are left out of "
+                      "the split", stacklevel=2)
+    definition = {**make_split(pool[found], kind, seed=seed, **split_options), "dataset": name}
+    split = apply_split(pool[found], definition)
+    split = split.drop(columns=["kp_found"])
+    # the export first (it carries its own definition): a failure leaves the previous files as they were
+    export_market_layout(split, {name: data_root}, out_dir / EXPORT_FOLDER, link=True, overwrite=True,
+                         extra_files={SPLIT_FILE: json.dumps(definition, indent=1)})
+    write_manifest(split, out_dir / SPLIT_MANIFEST)
+    save_split(definition, out_dir / SPLIT_FILE)
+    return {"definition": definition, "split": split, "export": out_dir / EXPORT_FOLDER}
+
+
+def split_overview(split: pd.DataFrame, per_set: int = 1500, seed: int = 0) -> dict:
+    """The paper's Fig. 6 for a split manifest: ``sizes`` (images and identities per split), ``coverage``
+    (viewpoint entropy and pose diversity of the train and test sides) and ``figure`` (their viewpoints and a pose
+    t-SNE)."""
+    from ..analysis.bias import coverage_table, plot_bias, pose_tsne
+    from .splits import split_sizes
+
+    sides = {"train": split[split["split"] == "train"], "test": split[split["split"] != "train"]}
+    return {"sizes": split_sizes(split), "coverage": coverage_table(sides),
+            "figure": plot_bias(sides, pose_tsne(sides, per_set=per_set, seed=seed))}

@@ -1,0 +1,123 @@
+"""MSMT17-S custom splits of a real data set on disk: pooling, resumable annotation, split, export and the CLI."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from posedive_lib.cli import main
+from posedive_lib.data.dataset_split import split_dataset
+from posedive_lib.data.manifest import decode_keypoints
+from posedive_lib.data.real_datasets import load_market1501, pooled_identities
+from posedive_lib.data.splits import load_split
+from posedive_lib.render.viewpoint import angular_difference
+
+needs_mediapipe = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe (make setup)")
+
+
+@pytest.fixture(scope="module")
+def market(smoke_market):
+    """The smoke world as a Market-1501 folder (conftest)."""
+    return smoke_market
+
+
+def _manifest(dataset: str, rows: list[tuple[str, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"path": f"{split}/{i}.jpg", "pid": pid, "camid": cam, "split": split, "dataset": dataset,
+                          "source": "real"} for i, (split, pid, cam) in enumerate(rows)])
+
+
+def test_pooled_identities_keep_one_pid_per_person():
+    msmt = _manifest("msmt17", [("train", 0, 1), ("train", 4, 2), ("query", 0, 1), ("gallery", 0, 3), ("gallery", 2, 1)])
+    pooled = pooled_identities(msmt)
+    assert pooled["pid"].tolist() == [0, 4, 5, 5, 7]  # test people numbered from 0 again: moved above the train ones
+    assert pooled["original_split"].tolist() == msmt["split"].tolist()
+    market = _manifest("market1501", [("train", 2, 1), ("query", 7, 1), ("gallery", 7, 2), ("gallery", 0, 3)])
+    assert pooled_identities(market)["pid"].tolist() == [2, 7, 7]  # the distractors (pid 0) are nobody's images
+    with pytest.raises(ValueError, match="one data set at a time"):
+        pooled_identities(pd.concat([msmt, market]))
+
+
+def test_annotation_resumes_at_the_chunk_it_stopped_in(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from posedive_lib.augment import keypoints
+
+    calls = []
+
+    class Counting:  # stand-in estimator: confidence = image value / 255; fails on demand
+        fail_after = None
+
+        def estimate(self, images):
+            calls.append(len(images))
+            if Counting.fail_after is not None and len(calls) > Counting.fail_after:
+                raise KeyboardInterrupt
+            n = len(images)
+            points = np.zeros((n, 17, 3), np.float32)
+            points[..., 2] = images[:, 0, 0, 0, None] / 255
+            return {"keypoints": points, "found": np.ones(n, bool), "elevation": np.zeros(n), "azimuth": np.zeros(n)}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(keypoints, "PoseEstimator", Counting)
+    for i in range(5):
+        Image.new("RGB", (8, 16), (10 * i, 0, 0)).save(tmp_path / f"{i}.jpg")
+    frame = _manifest("market1501", [("train", 1, 1)] * 5).assign(path=[f"{i}.jpg" for i in range(5)])
+    cache = tmp_path / "cache"
+    Counting.fail_after = 2  # killed in the third chunk of two images
+    with pytest.raises(KeyboardInterrupt):
+        keypoints.annotated(frame, tmp_path, progress=False, cache=cache, chunk=2)
+    assert len(list(cache.glob("*.csv"))) == 2
+    calls.clear()
+    Counting.fail_after = None
+    out = keypoints.annotated(frame, tmp_path, progress=False, cache=cache, chunk=2)
+    assert calls == [1]  # only the last chunk was estimated
+    confidence = decode_keypoints(out["keypoints"])[:, 0, 2]
+    assert out["path"].tolist() == frame["path"].tolist() and confidence == pytest.approx([i * 10 / 255 for i in range(5)], abs=0.01)
+
+
+@needs_mediapipe
+def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path):
+    with pytest.warns(UserWarning, match="have no person found by mediapipe"):
+        result = split_dataset("market", market, "cam", tmp_path / "split", half_width=45, gap=0, progress=False)
+    split, definition = result["split"], load_split(tmp_path / "split" / "split.json")
+    assert definition == json.loads((result["export"] / "split.json").read_text()) == result["definition"]
+    assert not set(definition["train_pids"]) & set(definition["test_pids"])
+    train, test = split[split["split"] == "train"], split[split["split"] != "train"]
+    assert set(train["pid"]) <= set(definition["train_pids"]) and set(test["pid"]) <= set(definition["test_pids"])
+    distance = lambda frame: np.min([angular_difference(frame["azimuth"].to_numpy(float), s) for s in (0, 180)], axis=0)  # noqa: E731
+    assert (distance(train) <= 45).all() and (distance(test) >= 45).all()
+    exported = load_market1501(result["export"])
+    assert exported.groupby("split").size().to_dict() == split.groupby("split").size().to_dict()
+    mapping = pd.read_csv(result["export"] / "mapping.csv")
+    assert sorted(mapping["path"]) == sorted(split["path"]) and (mapping["pid"] == mapping["export_pid"]).all()
+    assert all((market / p).is_file() for p in mapping["path"])
+    manifest = pd.read_csv(tmp_path / "split" / "split_manifest.csv")
+    assert len(manifest) == len(split) and {"azimuth", "keypoints", "original_split"} <= set(manifest.columns)
+
+
+@needs_mediapipe
+def test_cli_splits_and_refuses_impossible_options_before_reading_images(market, tmp_path, capsys):
+    out = tmp_path / "pose"
+    with pytest.warns(UserWarning):
+        assert main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "pose",
+                     "--clusters", "2", "--out", str(out)]) == 0
+    assert "read it as --dataset market1501" in capsys.readouterr().out
+    for name in ("split.json", "split_manifest.csv", "split_sizes.csv", "split_coverage.csv", "split.png"):
+        assert (out / name).is_file(), name
+    definition = load_split(out / "split.json")
+    assert definition["kind"] == "pose" and len(definition["centres"]) == 2
+    sizes = pd.read_csv(out / "split_sizes.csv").set_index("split")["images"]
+    assert sizes.to_dict() == load_market1501(out / "market_layout").groupby("split").size().to_dict()
+    missing = tmp_path / "nothing"
+    for options, message in ((["--kind", "cam", "--half-width", "80"], "half_width \\+ gap < 90"),
+                             (["--kind", "pose", "--clusters", "1"], "clusters >= 2"),
+                             (["--kind", "cam", "--test-fraction", "1"], "test_fraction must lie in")):
+        with pytest.raises(SystemExit, match=message):  # the folder does not exist: the options are checked first
+            main(["split", "--dataset", "msmt17", "--data-root", str(missing), "--out", str(tmp_path / "x"), *options])
+    with pytest.raises(SystemExit, match="MSMT17.*missing"):
+        main(["split", "--dataset", "msmt17", "--data-root", str(market), "--kind", "cam", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
