@@ -226,14 +226,13 @@ def train_generator_on_frames(frames: Path, out: Path, start: str | None = None,
 
 def split_real_dataset(dataset: str, data_root: Path, kind: str, out: Path, seed: int = 0, **split_options) -> dict:
     """A real data set re-split as MSMT17-S (Cam or Pose), exported for `augment` and `reid`, with its Fig. 6."""
-    from .analysis.world_figures import save_figure
+    import matplotlib.pyplot as plt
+
     from .data.dataset_split import split_dataset, split_overview
 
     result = split_dataset(dataset, data_root, kind, out, seed=seed, **split_options)
-    overview = split_overview(result["split"], seed=seed)
-    overview["sizes"].to_csv(out / "split_sizes.csv", index=False)
-    overview["coverage"].to_csv(out / "split_coverage.csv", index=False)
-    save_figure(overview["figure"], out / "split.png", close=True)
+    overview = split_overview(result["split"], out, seed=seed)
+    plt.close(overview["figure"])
     print(overview["sizes"].to_string(index=False))
     print(overview["coverage"].to_string(index=False))
     print(f"wrote {out / 'split.json'}, split_manifest.csv, split_sizes.csv, split_coverage.csv, split.png and "

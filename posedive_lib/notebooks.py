@@ -57,17 +57,24 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
 
 def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None,
                         reid_iterations: int | None = None, per_id: int = 15, sample_steps: int = 20,
-                        gallery_size: int = 2048) -> None:
+                        gallery_size: int = 2048, custom_split: str | None = None, split_options: dict | None = None
+                        ) -> None:
     """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
-    filter threshold, the sampler and gallery, the Re-ID preset, its length and its backbone weights."""
+    custom split, the filter threshold, the sampler and gallery, the Re-ID preset, its length and its backbone
+    weights."""
     from .augment.filtering import FilterThresholds
     from .augment.generate import AugmentConfig
     from .data.real_datasets import DATASETS, canonical_name
+    from .data.splits import check_split_options
     from .reid.train import preset_config
 
     if not isinstance(dataset, str) or canonical_name(dataset) not in DATASETS:
         raise ValueError(f"dataset={dataset!r}: this notebook runs on a real data set, one of {sorted(DATASETS)} "
                          "(notebooks 1 to 7 run on the synthetic world)")
+    if custom_split is not None:
+        check_split_options(custom_split, **(split_options or {}))
+    elif split_options:
+        raise ValueError(f"split_options={split_options} go with custom_split ('cam' or 'pose'), which is None")
     FilterThresholds.at(tau)
     AugmentConfig(per_id=per_id, steps=sample_steps)
     if gallery_size < 1 or (reid_iterations is not None and reid_iterations < 1):

@@ -104,6 +104,18 @@ def test_comparison_tables_put_our_runs_beside_the_papers(tmp_path):
     assert "pose augmentation helps (Table 2)" not in checked.index  # no ablation runs in this folder
 
 
+def test_paper_rows_for_a_real_data_set_or_a_custom_split():
+    from posedive_lib.analysis.paper_tables import paper_main_table, paper_split_table
+
+    market = paper_main_table("market")  # an alias
+    assert market.loc["CLIP-ReID", ("baseline", "mAP")] == 89.6 and ("posedive", "R1") in market.columns
+    cam = paper_split_table("cam")
+    assert list(cam.index) == ["SOLIDER"] and cam.loc["SOLIDER", ("posedive", "mAP")] == 52.9
+    assert paper_split_table("pose").loc["SOLIDER", ("baseline", "R1")] == 76.0
+    with pytest.raises(ValueError, match="'cam' or 'pose'"):
+        paper_split_table("Cam")
+
+
 def test_bad_paper_file_is_named(tmp_path):
     (tmp_path / "p.csv").write_text("table,value\nmain,1\n")
     with pytest.raises(ValueError, match="lacks columns"):

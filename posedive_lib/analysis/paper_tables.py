@@ -52,11 +52,22 @@ def paper_main_table(dataset: str) -> pd.DataFrame:
     and + Pose-dIVE (empty when the paper reports none for it)."""
     from ..data.real_datasets import canonical_name
 
+    return _paper_rows("main", PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset))
+
+
+def paper_split_table(kind: str) -> pd.DataFrame:
+    """The paper's Table 5 row for its MSMT17-S split ``kind`` (``cam`` or ``pose``), laid out as
+    :func:`paper_main_table`."""
+    if kind not in ("cam", "pose"):
+        raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
+    return _paper_rows("table5", f"MSMT17-S {kind.capitalize()}")
+
+
+def _paper_rows(table: str, dataset: str) -> pd.DataFrame:
     paper = paper_results()
-    name = PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset)
-    rows = paper[(paper["table"] == "main") & (paper["dataset"] == name)]
-    table = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
-    return table.rename(columns={"both": "posedive"}, level=0)
+    rows = paper[(paper["table"] == table) & (paper["dataset"] == dataset)]
+    pivot = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
+    return pivot.rename(columns={"both": "posedive"}, level=0)
 
 
 def _mean_std(values: pd.Series) -> str:

@@ -61,13 +61,19 @@ def split_dataset(dataset: str, data_root: str | os.PathLike, kind: str, out_dir
     return {"definition": definition, "split": split, "export": out_dir / EXPORT_FOLDER}
 
 
-def split_overview(split: pd.DataFrame, per_set: int = 1500, seed: int = 0) -> dict:
-    """The paper's Fig. 6 for a split manifest: ``sizes`` (images and identities per split), ``coverage``
-    (viewpoint entropy and pose diversity of the train and test sides) and ``figure`` (their viewpoints and a pose
-    t-SNE)."""
+def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0) -> dict:
+    """The paper's Fig. 6 for a split manifest, written to ``out_dir``: ``sizes`` (images and identities per split,
+    ``split_sizes.csv``), ``coverage`` (viewpoint entropy and pose diversity of the train and test sides,
+    ``split_coverage.csv``) and ``figure`` (their viewpoints and a pose t-SNE, ``split.png``)."""
     from ..analysis.bias import coverage_table, plot_bias, pose_tsne
+    from ..analysis.world_figures import save_figure
     from .splits import split_sizes
 
+    out_dir = Path(out_dir)
     sides = {"train": split[split["split"] == "train"], "test": split[split["split"] != "train"]}
-    return {"sizes": split_sizes(split), "coverage": coverage_table(sides),
-            "figure": plot_bias(sides, pose_tsne(sides, per_set=per_set, seed=seed))}
+    overview = {"sizes": split_sizes(split), "coverage": coverage_table(sides),
+                "figure": plot_bias(sides, pose_tsne(sides, per_set=per_set, seed=seed))}
+    overview["sizes"].to_csv(out_dir / "split_sizes.csv", index=False)
+    overview["coverage"].to_csv(out_dir / "split_coverage.csv", index=False)
+    save_figure(overview["figure"], out_dir / "split.png")
+    return overview
