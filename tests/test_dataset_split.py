@@ -11,7 +11,7 @@ import pytest
 from posedive_lib.cli import main
 from posedive_lib.data.dataset_split import split_dataset
 from posedive_lib.data.manifest import decode_keypoints
-from posedive_lib.data.real_datasets import load_market1501, pooled_identities
+from posedive_lib.data.real_datasets import load_market1501, load_msmt17, pooled_identities
 from posedive_lib.data.splits import load_split
 from posedive_lib.render.viewpoint import angular_difference
 
@@ -121,3 +121,33 @@ def test_cli_splits_and_refuses_impossible_options_before_reading_images(market,
     with pytest.raises(SystemExit, match="MSMT17.*missing"):
         main(["split", "--dataset", "msmt17", "--data-root", str(market), "--kind", "cam", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+@needs_mediapipe
+def test_an_msmt17_split_keeps_train_and_test_people_apart(smoke_world, tmp_path):
+    """MSMT17 numbers its test people from 0 again: pooled, each exported pid is still one person."""
+    from PIL import Image
+
+    root, person = tmp_path / "MSMT17_V1", {}
+    for split, folder, lists in (("train", "train", ("list_train.txt",)), ("test", "test", ("list_query.txt", "list_gallery.txt"))):
+        rows = smoke_world.subset(split)
+        pids = {pid: i for i, pid in enumerate(sorted(rows["pid"].unique()))}  # from 0 on both sides, as MSMT17
+        for name, subset in zip(lists, [rows] if split == "train" else [rows[rows.split == "query"], rows[rows.split == "gallery"]]):
+            lines = []
+            for row in subset.itertuples():
+                i = len(person)  # a running number: no two files share a name
+                file = f"{pids[row.pid]:04d}/{pids[row.pid]:04d}_{i:03d}_{row.camid + 1:02d}_0303morning_{i:04d}_0.jpg"
+                (root / folder / file).parent.mkdir(parents=True, exist_ok=True)
+                Image.open(smoke_world.root / row.path).convert("RGB").save(root / folder / file, quality=95)
+                lines.append(f"{file} {pids[row.pid]}")
+                person[f"{folder}/{file}"] = row.pid
+            (root / name).write_text("\n".join(lines) + "\n")
+    (root / "list_val.txt").write_text("")
+    pool = pooled_identities(load_msmt17(root)).assign(person=lambda m: m["path"].map(person))
+    assert pool.groupby("pid")["person"].nunique().eq(1).all() and pool["pid"].nunique() == len(set(person.values()))
+    with pytest.warns(UserWarning, match="no person found by mediapipe"):
+        result = split_dataset("msmt17", root, "pose", tmp_path / "split", clusters=2, progress=False)
+    mapping = pd.read_csv(result["export"] / "mapping.csv").assign(person=lambda m: m["path"].map(person))
+    people = mapping.groupby("export_pid")["person"].nunique()
+    assert (people == 1).all() and mapping.groupby("person")["export_pid"].nunique().eq(1).all()
+    assert result["definition"]["dataset"] == "msmt17"
