@@ -29,3 +29,27 @@ def saved_step(state_dir: Path) -> int | None:
     """The step of a saved state, or None when there is none to resume from."""
     progress = state_dir / "progress.json"
     return json.loads(progress.read_text())["step"] if progress.is_file() else None
+
+
+def trim_log(log_path: Path, step: int) -> None:
+    """Keep the log rows (a ``step`` column) of the steps up to the checkpoint ``step``: a run killed after writing
+    rows but before its checkpoint redoes those steps, and may have cut its last line; a fresh run starts an empty log."""
+    import pandas as pd
+    from pandas.errors import EmptyDataError, ParserError
+
+    from .paths import atomic_output
+
+    if not log_path.is_file():
+        return
+    text = log_path.read_text()
+    try:
+        log = pd.read_csv(log_path) if step and text.strip() else None
+    except (EmptyDataError, ParserError):
+        log = None
+    if log is None:
+        log_path.unlink()
+        return
+    kept = log[log["step"] <= step].dropna()
+    if len(kept) < len(log) or not text.endswith("\n"):
+        with atomic_output(log_path) as tmp:
+            kept.to_csv(tmp, index=False)

@@ -69,9 +69,14 @@ def test_interrupted_training_resumes_exactly(world, tmp_path):
     straight = train_reid(train, world.root, tmp_path / "a", TINY, progress=False)
     partial = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, stop_after=3)
     assert not partial.exists() and (tmp_path / "b" / "checkpoint" / "progress.json").is_file()
+    with open(tmp_path / "b" / "log.csv", "a") as log:  # killed after logging a segment, before its checkpoint
+        log.write("4,9.9,9.9,9.9,0.1\n5,9.9,9.")
     resumed = train_reid(train, world.root, tmp_path / "b", TINY, progress=False)
     a, b = load_file(straight), load_file(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logs = [pd.read_csv(tmp_path / folder / "log.csv") for folder in ("a", "b")]
+    assert logs[1]["step"].tolist() == list(range(1, TINY.iterations + 1))  # each step once, the redone ones
+    pd.testing.assert_frame_equal(logs[0], logs[1])
     assert not (tmp_path / "b" / "checkpoint").exists()
     from dataclasses import replace
 

@@ -19,8 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..checkpointing import save_training_state, saved_step
-from ..paths import atomic_output
+from ..checkpointing import save_training_state, saved_step, trim_log
 from .data import PairData, stream_seed
 from .model import PoseDiveGenerator, is_saved_generator
 from .previews import TrainingPreview
@@ -151,7 +150,7 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
     log_path = out_dir / "loss.csv"
     if accelerator.is_main_process:
-        _trim_log(log_path, step)
+        trim_log(log_path, step)
     bar = tqdm(total=config.steps, initial=step, desc="generator training", unit="step",
                disable=not progress or not accelerator.is_main_process)
     end = min(config.steps, stop_after) if stop_after else config.steps
@@ -184,27 +183,6 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
         generator.eval().to("cpu").save_pretrained(final)
         shutil.rmtree(state_dir, ignore_errors=True)
     return final
-
-
-def _trim_log(log_path: Path, step: int) -> None:
-    """Keep the loss rows of the steps up to the checkpoint ``step`` (a run killed after writing rows but before its
-    checkpoint redoes those steps, and may have cut its last line; a fresh run starts an empty log)."""
-    from pandas.errors import EmptyDataError, ParserError
-
-    if not log_path.is_file():
-        return
-    text = log_path.read_text()
-    try:
-        log = pd.read_csv(log_path) if step and text.strip() else None
-    except (EmptyDataError, ParserError):
-        log = None
-    if log is None:
-        log_path.unlink()
-        return
-    kept = log[log["step"] <= step].dropna()
-    if len(kept) < len(log) or not text.endswith("\n"):
-        with atomic_output(log_path) as tmp:
-            kept.to_csv(tmp, index=False)
 
 
 def _record_preview(preview: TrainingPreview, generator: PoseDiveGenerator, trainable, ema, step: int, folder: Path) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..checkpointing import save_training_state, saved_step
+from ..checkpointing import save_training_state, saved_step, trim_log
 from ..paths import atomic_output
 from .data import ManifestImages, normalize, train_augmentation
 from .evaluation import flip_average
@@ -174,6 +174,8 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
             tmp.write_text(json.dumps({**asdict(config), "num_classes": data.num_classes, "label_of": data.label_of},
                                       indent=1))
     log_path = out_dir / "log.csv"
+    if accelerator.is_main_process:
+        trim_log(log_path, step)  # rows of a segment that was logged but not checkpointed are redone
     bar = tqdm(total=config.iterations, initial=step, desc="re-id training", unit="it",
                disable=not progress or not accelerator.is_main_process)
     end = min(config.iterations, stop_after) if stop_after else config.iterations
