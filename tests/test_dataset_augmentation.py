@@ -158,9 +158,9 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     assert set(runs["dataset"]) == {"market1501"}
     folders = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
     assert len(folders) == 2  # one runs folder per setting
-    augment_dataset("market1501", market, generator_dir, tmp_path / "aug", config=AugmentConfig(per_id=2, steps=1),
-                    gallery_size=4, thresholds=FilterThresholds.at(0.3), progress=False)  # the export re-made
-    assert main(argv) == 0
+    other = augment_dataset("market1501", market, generator_dir, tmp_path / "aug1", config=AugmentConfig(per_id=1, steps=1),
+                            gallery_size=4, thresholds=KEEP_ALL, progress=False)  # another augmentation
+    assert main([*argv[:2], str(other["export"]), *argv[3:]]) == 0
     again = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
     assert len(again) == 3 and folders < again  # the baseline's runs reused, posedive's trained anew
     assert main(["reid", "--dataset", "market1501", "--data-root", str(market), "--preset", "tiny", "--iterations", "4",
@@ -181,3 +181,8 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
         main(["reid", "--augmented", str(export), "--preset", "clip", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="has no mapping.csv"):
         main(["reid", "--augmented", str(tmp_path / "base"), "--preset", "tiny", "--out", str(tmp_path / "x")])
+    none_kept = augment_dataset("market1501", market, generator_dir, tmp_path / "aug", config=AugmentConfig(per_id=2, steps=1),
+                                gallery_size=4, thresholds=FilterThresholds(tau_ref=1.0), progress=False)
+    assert none_kept["kept"].empty
+    with pytest.raises(SystemExit, match="holds no generated images .* lower --tau"):  # not the baseline a second time
+        main(["reid", "--augmented", str(none_kept["export"]), "--preset", "tiny", "--iterations", "4", "--out", str(out)])

@@ -51,6 +51,10 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
         root = Path(augmented)
         manifest = augmented_export(root)
         train = manifest[manifest["split"] == "train"]
+        if (train["source"] == "real").all():  # posedive would train the baseline's images again
+            raise ValueError(f"{root} holds no generated images (the keypoint filter kept none): augment again with a "
+                             "lower --tau (no new pose estimation), or train the baseline alone with --dataset and "
+                             "--data-root")
         settings = {"baseline": train[train["source"] == "real"], "posedive": train}
     elif dataset is not None and data_root is not None:
         root = Path(data_root)
