@@ -12,14 +12,31 @@ import os
 DEVICES = ("auto", "cpu", "cuda")  # auto: a CUDA GPU when torch sees one, else the CPU
 
 
-def make_accelerator(mixed_precision: str, gpu_default: str):
-    """An ``Accelerator``; ``mixed_precision`` "auto" means ``gpu_default`` on a GPU and "no" on a CPU."""
+def native_bf16() -> bool:
+    """Whether this process's GPU computes bf16 natively (Ampere and later); older GPUs only emulate it, slowly."""
     import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def resolve_precision(mixed_precision: str, gpu_default: str) -> str:
+    """"auto" -> ``gpu_default`` on a GPU ("fp16" instead of a "bf16" the GPU would emulate) and "no" on a CPU;
+    any other value as asked."""
+    import torch
+
+    if mixed_precision != "auto":
+        return mixed_precision
+    if not torch.cuda.is_available():
+        return "no"
+    return "fp16" if gpu_default == "bf16" and not native_bf16() else gpu_default
+
+
+def make_accelerator(mixed_precision: str, gpu_default: str):
+    """An ``Accelerator`` in the precision of :func:`resolve_precision`."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    if mixed_precision == "auto":
-        mixed_precision = gpu_default if torch.cuda.is_available() else "no"
+    mixed_precision = resolve_precision(mixed_precision, gpu_default)
     if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
         AcceleratorState._reset_state()  # one run at a time: the previous run's accelerator is finished
     return Accelerator(mixed_precision=mixed_precision)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from posedive_lib.accelerators import make_accelerator, select_device
+from posedive_lib.accelerators import make_accelerator, native_bf16, resolve_precision, select_device
 
 
 def test_runs_with_different_mixed_precisions_share_one_process():
@@ -12,9 +12,20 @@ def test_runs_with_different_mixed_precisions_share_one_process():
 
     assert make_accelerator("bf16", gpu_default="fp16").mixed_precision == "bf16"
     assert make_accelerator("no", gpu_default="bf16").mixed_precision == "no"
-    assert make_accelerator("auto", gpu_default="bf16").mixed_precision == ("bf16" if torch.cuda.is_available() else "no")
+    gpu = "bf16" if native_bf16() else "fp16"
+    assert make_accelerator("auto", gpu_default="bf16").mixed_precision == (gpu if torch.cuda.is_available() else "no")
     with pytest.raises(ValueError, match="already been initialized"):  # accelerate alone refuses the switch
         Accelerator(mixed_precision="fp16" if torch.cuda.is_available() else "bf16")
+
+
+@pytest.mark.parametrize("gpu, native, expected", [(False, False, ("no", "no")), (True, True, ("bf16", "fp16")),
+                                                    (True, False, ("fp16", "fp16"))])
+def test_auto_precision_avoids_emulated_bf16(monkeypatch, gpu, native, expected):
+    """The generator's bf16 on an Ampere or later GPU, fp16 on an older one (it would emulate bf16), none on a CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation)
+    assert (resolve_precision("auto", "bf16"), resolve_precision("auto", "fp16")) == expected
+    assert resolve_precision("bf16", "fp16") == "bf16"  # asked for: as asked
 
 
 def test_device_parameter_is_checked_and_cpu_hides_the_gpus(monkeypatch):

@@ -113,8 +113,9 @@ def _to_sampling_device(generator, device) -> str:
     name the choice. The device is not part of the plan: a folder resumed elsewhere mixes images sampled in both."""
     import torch
 
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    dtype = torch.bfloat16 if bf16 else torch.float32
+    from ..accelerators import native_bf16
+
+    dtype = torch.bfloat16 if device.type == "cuda" and native_bf16() else torch.float32
     generator.to(device, dtype)
     return f"{device.type} {str(dtype).replace('torch.', '')}"
 

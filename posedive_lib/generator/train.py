@@ -38,7 +38,7 @@ class GeneratorTrainConfig:
     ema_decay: float | None = 0.999
     checkpoint_every: int = 250
     seed: int = 0
-    mixed_precision: str = "auto"  # bf16 on GPU, none on CPU
+    mixed_precision: str = "auto"  # bf16 on a GPU (fp16 on one that would emulate bf16), none on CPU
 
     def __post_init__(self):
         if min(self.steps, self.batch, self.checkpoint_every) < 1:
