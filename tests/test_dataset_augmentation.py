@@ -61,10 +61,26 @@ def test_a_real_data_set_is_augmented_filtered_and_exported(market, generator_di
     assert [(tmp_path / "out" / "generated" / p).stat().st_mtime_ns for p in generated["path"]] == stamps
     assert strict["generated"]["path"].tolist() == generated["path"].tolist() and strict["kept"].empty
     assert (load_market1501(strict["export"]).split == "train").sum() == len(train)
+    assert json.loads((tmp_path / "out" / "generated" / "sampling.json").read_text()) == {"precision": "cpu float32"}
     other = tmp_path / "other_generator"
     tiny_generator(image_size=strict["gallery"].depth.shape[1:3], seed=1).save_pretrained(other)
     with pytest.raises(ValueError, match="another plan .*generator"):
         augment_dataset("market", market, other, tmp_path / "out", config=config, gallery_size=4, progress=False)
+
+
+def test_a_folder_begun_in_another_precision_is_named_when_resumed(market, generator_dir, tmp_path):
+    folder = tmp_path / "out" / "generated"
+    folder.mkdir(parents=True)
+    (folder / "sampling.json").write_text(json.dumps({"precision": "cuda bfloat16"}))  # begun on a GPU
+    with pytest.warns(UserWarning, match="begun on cuda bfloat16 and resumes on cpu float32"):
+        augment_dataset("market1501", market, generator_dir, tmp_path / "out", config=AugmentConfig(per_id=1, steps=1),
+                        gallery_size=4, thresholds=KEEP_ALL, export=False, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # finished: reused, nothing sampled, nothing mixed
+        augment_dataset("market1501", market, generator_dir, tmp_path / "out", config=AugmentConfig(per_id=1, steps=1),
+                        gallery_size=4, thresholds=KEEP_ALL, export=False, progress=False)
 
 
 def test_keypoints_of_images_of_several_sizes_are_estimated_one_by_one(tmp_path):

@@ -62,7 +62,7 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=width, height=height,
                                                         seed=config.seed), train_viewpoints=train,
                                           progress=progress and state.is_main_process)
-    _to_sampling_device(generator, state.device)
+    _note_precision(out_dir / "generated", _to_sampling_device(generator, state.device), state.is_main_process)
     generated = augment(train, data_root, gallery, out_dir / "generated", config, generator=generator,
                         tag=f"{name}-{mode}", progress=progress, generator_key=weights_digest(generator_dir))
     if generated is None:
@@ -108,9 +108,26 @@ def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd
     return found
 
 
+def _note_precision(folder: Path, precision: str, main_process: bool) -> None:
+    """Record how a folder's images are sampled (``sampling.json``, by its first run); warn when an unfinished folder
+    is resumed in another precision, whose images will differ from the first ones (not refused: the plan is the same)."""
+    import warnings
+
+    record = folder / "sampling.json"
+    if record.is_file():
+        first = json.loads(record.read_text()).get("precision")
+        if first != precision and not (folder / "manifest.csv").is_file():
+            warnings.warn(f"{folder} was begun on {first} and resumes on {precision}: its images will mix both (delete "
+                          "the folder to sample every image one way)", stacklevel=3)
+    elif main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(record) as tmp:
+            tmp.write_text(json.dumps({"precision": precision}))
+
+
 def _to_sampling_device(generator, device) -> str:
     """Move the generator to this process's device, in bf16 on a GPU that computes it natively (fp32 elsewhere);
-    name the choice. The device is not part of the plan: a folder resumed elsewhere mixes images sampled in both."""
+    name the choice (e.g. ``cuda bfloat16``)."""
     import torch
 
     from ..accelerators import native_bf16
