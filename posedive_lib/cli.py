@@ -263,9 +263,9 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
 
 
 def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: str | None = None,
-                    data_root: Path | None = None, augmented: Path | None = None, pretrained: str | None = None,
+                    data_root: Path | None = None, augmented=None, pretrained: str | None = None,
                     iterations: int | None = None):
-    """Re-ID baseline (and + Pose-dIVE, given the export of ``augment``) on a real data set, paired seeds."""
+    """Re-ID baseline (and + Pose-dIVE, given one or more exports of ``augment``) on a real data set, paired seeds."""
     from .reid.dataset_study import dataset_study, save_comparison
     from .reid.train import preset_config
 
@@ -352,6 +352,16 @@ def _check_arguments(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if args.command == "oracle-check" and out is not None and (out.is_dir() or out.suffix != ".csv"):
         raise SystemExit(f"--out {out}: give the path of a CSV file (e.g. results/experiments/oracle_check.csv)")
+
+
+def _augmented(values: list[str] | None):
+    """``--augmented``'s folders: a list, or ``{name: folder}`` when given as NAME=FOLDER (then all must be)."""
+    if values is None or not any("=" in value for value in values):
+        return values
+    named = dict(value.split("=", 1) for value in values if "=" in value)
+    if len(named) < len(values):
+        raise SystemExit("--augmented: name every folder (NAME=FOLDER) or none")
+    return named
 
 
 def _check_reid_arguments(args: argparse.Namespace) -> None:
@@ -483,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     aug_p.add_argument("--tau", type=float, default=0.6, help="keypoint-confidence threshold (the paper's best: 0.6)")
     aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
     reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
-    reid_p.add_argument("--augmented", type=Path, default=None, help="the market_layout/ folder that `augment` wrote")
+    reid_p.add_argument("--augmented", nargs="+", default=None, metavar="[NAME=]FOLDER",
+                        help="the market_layout/ folder that `augment` wrote (setting posedive), or several, named by "
+                             "their gallery mode (both as posedive) or as NAME=FOLDER")
     reid_p.add_argument("--dataset", default=None, help="without --augmented: the data set whose baseline to train")
     reid_p.add_argument("--data-root", type=Path, default=None, help="without --augmented: the data set's folder")
     reid_p.add_argument("--preset", default="bot",
@@ -531,7 +543,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
                              not args.no_export)
     elif args.command == "reid":
-        reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, args.augmented, args.pretrained,
+        reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, _augmented(args.augmented),
+                        args.pretrained,
                         args.iterations)
     elif args.command == "readme-tables":
         return readme_tables(args.check)

@@ -179,6 +179,30 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     assert main([*argv[:2], str(other["export"]), *argv[3:]]) == 0
     again = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
     assert len(again) == 3 and folders < again  # the baseline's runs reused, posedive's trained anew
+    with pytest.raises(SystemExit, match="both augmentations in mode 'both': name them"):
+        main([*argv[:3], str(other["export"]), *argv[3:]])
+    viewpoint = augment_dataset("market1501", market, generator_dir, tmp_path / "aug2", mode="viewpoint",
+                                config=AugmentConfig(per_id=1, steps=1), gallery_size=4, thresholds=KEEP_ALL, progress=False)
+    assert main([*argv[:3], str(viewpoint["export"]), *argv[3:]]) == 0  # the paper's Table 2: one setting per mode
+    modes = pd.read_csv(out / "reid_runs.csv")
+    assert sorted(set(modes["setting"])) == ["baseline", "posedive", "viewpoint"]
+    assert pd.read_csv(out / "reid_summary.csv")["setting"].tolist() == ["baseline", "posedive", "viewpoint"]
+    trained = {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")}
+    assert len(trained) == 4  # only the viewpoint setting trained: the baseline's and posedive's runs reused
+    assert main(["reid", "--augmented", f"full={export}", f"view={viewpoint['export']}", *argv[3:]]) == 0
+    renamed = pd.read_csv(out / "reid_runs.csv").set_index(["setting", "seed"])
+    assert {p.parent.parent.parent.name for p in (out / "runs").rglob("model.safetensors")} == trained  # renamed: reused
+    assert renamed.loc[("full", 0), "mAP"] == modes.set_index(["setting", "seed"]).loc[("posedive", 0), "mAP"]
+    with pytest.raises(SystemExit, match="name every folder"):
+        main(["reid", "--augmented", f"full={export}", str(viewpoint["export"]), *argv[3:]])
+    import shutil
+
+    foreign = shutil.copytree(viewpoint["export"], tmp_path / "foreign")  # as if exported from another data set
+    mapping = pd.read_csv(foreign / "mapping.csv")
+    mapping.loc[mapping["source"] == "real", "path"] += ".other"
+    mapping.to_csv(foreign / "mapping.csv", index=False)
+    with pytest.raises(SystemExit, match=r"the exports of \['view'\] hold other real images than that of 'full'"):
+        main(["reid", "--augmented", f"full={export}", f"view={foreign}", *argv[3:]])
     assert main(["reid", "--dataset", "market1501", "--data-root", str(market), "--preset", "tiny", "--iterations", "4",
                  "--seeds", "0", "--out", str(tmp_path / "base")]) == 0
     base = pd.read_csv(tmp_path / "base" / "reid_runs.csv")

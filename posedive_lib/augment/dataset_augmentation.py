@@ -84,7 +84,7 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         roots = {**{name: data_root for name in manifest["dataset"].unique()},
                  **{name: out_dir / "generated" for name in kept["dataset"].unique()}}
         combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
-        record = {"plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}  # for the Re-ID runs' key
+        record = {"mode": mode, "plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}  # keys Re-ID runs
         export_market_layout(combined, roots, folder, link=True, overwrite=True,
                              extra_files={AUGMENTATION_RECORD: json.dumps(record, indent=1)})
     return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "gallery": gallery}

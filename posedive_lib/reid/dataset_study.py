@@ -4,9 +4,11 @@ Market-1501-style export), every setting with the same seeds, compared seed by s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -36,11 +38,14 @@ def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
 
 
 def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathLike, dataset: str | None = None,
-                  data_root: str | os.PathLike | None = None, augmented: str | os.PathLike | None = None,
+                  data_root: str | os.PathLike | None = None,
+                  augmented: str | os.PathLike | Sequence | Mapping[str, str | os.PathLike] | None = None,
                   progress: bool = True) -> pd.DataFrame:
     """Train and evaluate ``baseline`` (the real training images) and, with ``augmented`` (an export of
-    ``cli augment``), ``posedive`` (plus the kept generated images) on the data set's query and gallery; one row
-    per setting and seed, with the data set's name. Without ``augmented``, the baseline of ``dataset`` at ``data_root``.
+    ``cli augment``, or several: see :func:`named_exports`; e.g. one per gallery mode, as the paper's Table 2),
+    ``posedive`` (or each setting: plus that export's kept generated images) on the data set's query and gallery;
+    one row per setting and seed, with the data set's name. Without ``augmented``, the baseline of ``dataset`` at
+    ``data_root``.
 
     Runs live in ``out_dir/runs`` (reused when finished, resumed when interrupted). A preset's batch asks for
     ``config.P`` identities; a data set with fewer training identities gets a smaller P (a stand-in, not a real set).
@@ -48,47 +53,99 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
     from ..data.real_datasets import load_dataset
 
     if augmented is not None:
-        root = Path(augmented)
-        manifest = augmented_export(root)
-        train = manifest[manifest["split"] == "train"]
-        if (train["source"] == "real").all():  # posedive would train the baseline's images again
-            raise ValueError(f"{root} holds no generated images (the keypoint filter kept none): augment again with a "
-                             "lower --tau (no new pose estimation), or train the baseline alone with --dataset and "
-                             "--data-root")
-        settings = {"baseline": train[train["source"] == "real"], "posedive": train}
+        exports = named_exports(augmented)
+        if not exports or "baseline" in exports:
+            raise ValueError(f"name each augmented export (not 'baseline'), got {sorted(exports)}")
+        manifests = {name: augmented_export(folder) for name, folder in exports.items()}
+        _check_same_data_set(exports)
+        first = next(iter(exports))
+        manifest, root = manifests[first], exports[first]
+        train = manifest[(manifest["split"] == "train") & (manifest["source"] == "real")]
+        settings, roots = {"baseline": train}, {"baseline": root, **exports}
+        for name, rows in manifests.items():
+            rows = rows[rows["split"] == "train"]
+            if (rows["source"] == "real").all():  # it would train the baseline's images again
+                raise ValueError(f"{exports[name]} holds no generated images (the keypoint filter kept none): augment "
+                                 "again with a lower --tau (no new pose estimation), or train the baseline alone with "
+                                 "--dataset and --data-root")
+            settings[name] = rows
     elif dataset is not None and data_root is not None:
         root = Path(data_root)
         manifest = load_dataset(dataset, root)
         train = manifest[manifest["split"] == "train"]
-        settings = {"baseline": train}
+        settings, roots = {"baseline": train}, {"baseline": root}
     else:
         raise ValueError("give the augmented export (augmented=, --augmented) or a data set and its folder "
                          "(dataset= and data_root=, --dataset and --data-root)")
-    identities = train.loc[train["source"] == "real", "pid"].nunique()
+    identities = train["pid"].nunique()
     if identities < config.P:
         config = replace(config, P=max(2, identities))
     test = manifest[manifest["split"].isin(["query", "gallery"])]
-    folders = {name: Path(out_dir) / "runs" / f"{_data_key(root, name, augmented is not None)}-{config_key(config, length=8)}"
+    folders = {name: Path(out_dir) / "runs" / f"{_data_key(roots[name], name, augmented is not None)}-"
+                                              f"{config_key(config, length=8)}"
                for name in settings}  # each setting's runs keyed by what it trains on (see _data_key)
     runs = run_settings({name: lambda rows=rows: rows.reset_index(drop=True) for name, rows in settings.items()},
-                        test, root, folders, seeds, config, progress)
+                        test, roots, folders, seeds, config, progress)
     return runs.assign(dataset=manifest["dataset"].iloc[0])
+
+
+def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike]
+                  ) -> dict[str, Path]:
+    """``{setting: export}``: one export is ``posedive``; several are named by the gallery mode in their
+    ``augmentation.json`` (``both``, the paper's full method, as ``posedive``); a mapping as given."""
+    from ..augment.dataset_augmentation import AUGMENTATION_RECORD
+
+    if isinstance(augmented, Mapping):
+        return {str(name): Path(folder) for name, folder in augmented.items()}
+    if isinstance(augmented, (str, os.PathLike)):
+        return {"posedive": Path(augmented)}
+    if len(augmented) == 1:
+        return {"posedive": Path(augmented[0])}
+    exports = {}
+    for folder in map(Path, augmented):
+        record = folder / AUGMENTATION_RECORD
+        mode = json.loads(record.read_text()).get("mode") if record.is_file() else None
+        if mode is None:
+            raise ValueError(f"{folder} has no {AUGMENTATION_RECORD} naming its gallery mode: name it (NAME=FOLDER), or "
+                             "export it again with `cli augment`")
+        name = "posedive" if mode == "both" else mode
+        if name in exports:
+            raise ValueError(f"{exports[name]} and {folder} are both augmentations in mode {mode!r}: name them "
+                             "(NAME=FOLDER) to compare them")
+        exports[name] = folder
+    return exports
+
+
+def _check_same_data_set(exports: Mapping[str, Path]) -> None:
+    """Exports compared in one study must hold the same real images (train, query and gallery) under the same names."""
+    from ..data.export import MAPPING_FILE
+
+    real = {name: _real_rows(folder / MAPPING_FILE) for name, folder in exports.items()}
+    first = next(iter(real))
+    other = [name for name in real if not real[name].equals(real[first])]
+    if other:
+        raise ValueError(f"the exports of {other} hold other real images than that of {first!r} ({exports[first]}): "
+                         "compare augmentations of one data set, each exported by `cli augment`")
+
+
+def _real_rows(mapping_file: Path) -> pd.DataFrame:
+    mapping = pd.read_csv(mapping_file)
+    return mapping[mapping["source"] == "real"].reset_index(drop=True)
 
 
 def _data_key(root: Path, setting: str, export: bool) -> str:
     """What a setting's runs train on. In an export, by its contents: the baseline by the real rows of its mapping
-    (unchanged when the augmentation is re-made), ``posedive`` by the whole mapping and the augmentation record (the
-    generator's plan and the thresholds), so moving the export keeps the runs and re-making it retrains only
-    ``posedive``. A data set folder by its place."""
+    (unchanged when the augmentation is re-made), an augmented setting by the whole mapping and the augmentation
+    record (the generator's plan, the mode and the thresholds), not by its name; so moving or renaming an export keeps
+    the runs and re-making it retrains only that setting. A data set folder by its place."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
     from ..data.export import MAPPING_FILE
 
-    digest = hashlib.sha1(setting.encode())
+    digest = hashlib.sha1(("baseline" if setting == "baseline" else "augmented").encode())  # a renamed setting reuses
     if not export:
         digest.update(str(root.resolve()).encode())
     elif setting == "baseline":
-        mapping = pd.read_csv(root / MAPPING_FILE)
-        digest.update(mapping[mapping["source"] == "real"].to_csv(index=False).encode())
+        digest.update(_real_rows(root / MAPPING_FILE).to_csv(index=False).encode())
     else:
         for name in (MAPPING_FILE, AUGMENTATION_RECORD):
             if (root / name).is_file():
@@ -97,20 +154,21 @@ def _data_key(root: Path, setting: str, export: bool) -> str:
 
 
 def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFrame | None:
-    """Write the runs of :func:`dataset_study` (``reid_runs.csv``, with an ``experiment`` column for the run's summary) and, when
-    they hold ``posedive``, the paired summary against the baseline (``reid_summary.csv``), its bars (``reid.png``)
-    and CMC curves (``reid_cmc.png``); returns the summary (None for a baseline alone)."""
+    """Write the runs of :func:`dataset_study` (``reid_runs.csv``, with an ``experiment`` column for the run's summary)
+    and, when they hold augmented settings, the paired summary against the baseline (``reid_summary.csv``), its bars
+    (``reid.png``) and CMC curves (``reid_cmc.png``); returns the summary (None for a baseline alone)."""
     from ..analysis.world_figures import save_figure
     from .experiment import paired_summary, plot_cmc, plot_settings, write_table
 
     out_dir = Path(out_dir)
     write_table(runs.assign(experiment="real_main"), out_dir / "reid_runs.csv")
-    if "posedive" not in set(runs["setting"]):
+    order = ["baseline", *dict.fromkeys(s for s in runs["setting"] if s != "baseline")]
+    if len(order) == 1:
         for name in ("reid_summary.csv", "reid.png", "reid_cmc.png"):  # an earlier comparison's, now stale
             (out_dir / name).unlink(missing_ok=True)
         return None
-    summary = paired_summary(runs, "baseline")
+    summary = paired_summary(runs, "baseline").reindex(order)
     write_table(summary.reset_index(), out_dir / "reid_summary.csv")
-    save_figure(plot_settings(runs, ["baseline", "posedive"]), out_dir / "reid.png", close=True)
-    save_figure(plot_cmc(runs, ["baseline", "posedive"]), out_dir / "reid_cmc.png", close=True)
+    save_figure(plot_settings(runs, order), out_dir / "reid.png", close=True)
+    save_figure(plot_cmc(runs, order), out_dir / "reid_cmc.png", close=True)
     return summary

@@ -47,11 +47,13 @@ def trained_run(train: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.
     return run_dir
 
 
-def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame, root: str | os.PathLike,
+def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.DataFrame,
+                 root: str | os.PathLike | Mapping[str, str | os.PathLike],
                  out_dir: str | os.PathLike | Mapping[str, str | os.PathLike], seeds: Sequence[int],
                  config: TrainConfig = TrainConfig(), progress: bool = True, workers: int | None = None) -> pd.DataFrame:
-    """Train and evaluate every setting with every seed; one row per (setting, seed). ``out_dir`` is one folder for
-    every setting's runs, or one per setting (``{setting: folder}``).
+    """Train and evaluate every setting with every seed; one row per (setting, seed). ``root`` (the folder the
+    training and test paths are relative to) and ``out_dir`` (the runs' folder) are one for every setting, or one
+    per setting (``{setting: folder}``; e.g. exports that each hold the same test images).
 
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
@@ -66,7 +68,8 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
         raise ValueError("give at least one seed (experiments report at least three)")
     sets = {name: rows_of() for name, rows_of in settings.items()}
     folders = out_dir if isinstance(out_dir, Mapping) else {name: out_dir for name in sets}
-    jobs = [(train, test, root, folders[name], seed, config) for seed in seeds for name, train in sets.items()]
+    roots = root if isinstance(root, Mapping) else {name: root for name in sets}
+    jobs = [(train, test, roots[name], folders[name], seed, config) for seed in seeds for name, train in sets.items()]
     names = [(name, seed) for seed in seeds for name in sets]
     threads = None if torch.cuda.is_available() else config.threads
     if threads is None:  # one GPU, or runs that take every core: one after the other
