@@ -57,11 +57,12 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
 
 def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None,
                         reid_iterations: int | None = None, per_id: int = 15, sample_steps: int = 20,
-                        gallery_size: int = 2048, custom_split: str | None = None, split_options: dict | None = None
-                        ) -> None:
+                        gallery_size: int = 2048, custom_split: str | None = None, split_options: dict | None = None,
+                        modes=("both",)) -> None:
     """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
-    custom split, the filter threshold, the sampler and gallery, the Re-ID preset, its length and its backbone
-    weights."""
+    custom split, the gallery modes, the filter threshold, the sampler and gallery, the Re-ID preset, its length and
+    its backbone weights."""
+    from .augment.condition_gallery import MODES
     from .augment.filtering import FilterThresholds
     from .augment.generate import AugmentConfig
     from .data.real_datasets import DATASETS, canonical_name
@@ -71,6 +72,9 @@ def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrai
     if not isinstance(dataset, str) or canonical_name(dataset) not in DATASETS:
         raise ValueError(f"dataset={dataset!r}: this notebook runs on a real data set, one of {sorted(DATASETS)} "
                          "(notebooks 1 to 7 run on the synthetic world)")
+    if isinstance(modes, str) or not modes or len(set(modes)) < len(modes) or not set(modes) <= set(MODES):
+        raise ValueError(f"modes={modes!r}: give a list of distinct gallery modes out of {list(MODES)}, e.g. ['both'] "
+                         "(the paper's full method) or ['both', 'pose', 'viewpoint'] (its Table 2)")
     if custom_split is not None:
         check_split_options(custom_split, **(split_options or {}))
     elif split_options:

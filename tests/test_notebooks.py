@@ -105,12 +105,15 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
     run_notebook(REAL_DATA_NOTEBOOK, out, {
         "dataset": "market1501", "data_root": str(tmp_path / "market"), "frames_root": str(tmp_path / "frames"),
         "start": STAGE1_WEIGHTS, "stage2_steps": 2, "stage2_batch": 2, "per_id": 1, "gallery_size": 4, "sample_steps": 1,
-        "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1]})
+        "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1], "modes": ["both", "viewpoint"]})
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
-    assert "The paper's reported numbers" in str(executed.cells[-1].outputs)
+    assert "The paper's reported numbers (Tables 1 and 6" in str(executed.cells[-1].outputs)
+    assert "The paper's reported numbers (Table 2, pose and viewpoint" in str(executed.cells[-1].outputs)
     assert (out / "stage2" / "generator" / "generator.json").is_file()
     runs = pd.read_csv(out / "reid_runs.csv")
-    assert sorted(set(runs["setting"])) == ["baseline", "posedive"] and sorted(set(runs["seed"])) == [0, 1]
+    assert sorted(set(runs["setting"])) == ["baseline", "posedive", "viewpoint"] and sorted(set(runs["seed"])) == [0, 1]
+    assert set(pd.read_csv(out / "filter_statistics.csv")["mode"]) == {"both", "viewpoint"}
+    assert (out / "augmentation_viewpoint" / "market_layout" / "augmentation.json").is_file()
     kept = pd.read_csv(out / "augmentation" / "filter_decisions.csv")["keep"].sum()
     sizes = runs.groupby("setting")["train_images"].first()
     assert sizes["posedive"] - sizes["baseline"] == kept > 0
@@ -160,3 +163,6 @@ def test_real_data_notebook_settings_are_checked_before_any_training():
                                     (None, {"clusters": 4}, "go with custom_split")):
         with pytest.raises(ValueError, match=message):
             check_real_data_run("msmt17", 0.6, "tiny", None, custom_split=split, split_options=options)
+    for modes in ("both", [], ["both", "both"], ["both", "posee"]):
+        with pytest.raises(ValueError, match="a list of distinct gallery modes"):
+            check_real_data_run("msmt17", 0.6, "tiny", None, modes=modes)

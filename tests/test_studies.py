@@ -112,6 +112,12 @@ def test_paper_rows_for_a_real_data_set_or_a_custom_split():
     cam = paper_split_table("cam")
     assert list(cam.index) == ["SOLIDER"] and cam.loc["SOLIDER", ("posedive", "mAP")] == 52.9
     assert paper_split_table("pose").loc["SOLIDER", ("baseline", "R1")] == 76.0
+    from posedive_lib.analysis.paper_tables import paper_table
+
+    modes = paper_table("table2", "msmt17")
+    assert modes.loc["CLIP-ReID", ("viewpoint", "mAP")] == 70.9 and modes.loc["CLIP-ReID", ("posedive", "mAP")] == 71.0
+    assert paper_table("table8b", "duke").loc["ResNet-50", ("in_domain", "R1")] == 73.4
+    assert paper_table("table8b", "msmt17").empty
     with pytest.raises(ValueError, match="'cam' or 'pose'"):
         paper_split_table("Cam")
 

@@ -47,27 +47,30 @@ PAPER_DATASET_NAMES = {"market1501": "Market-1501", "msmt17": "MSMT17", "cuhk03"
                        "cuhk03_labeled": "CUHK03 (L)", "cuhk03_detected": "CUHK03 (D)", "dukemtmc": "DukeMTMC-reID"}
 
 
-def paper_main_table(dataset: str) -> pd.DataFrame:
-    """The paper's Table 1 (and Table 6) rows for a data set loader name: mAP and R1 of each Re-ID model, baseline
-    and + Pose-dIVE (empty when the paper reports none for it)."""
+def paper_table(table: str, dataset: str) -> pd.DataFrame:
+    """The paper's rows of ``table`` (``main``: Tables 1 and 6, ``table2``, ``table5``, ...) for ``dataset`` (a loader
+    name or alias, or the paper's name, e.g. ``MSMT17-S Cam``): one row per Re-ID model, columns (setting, metric),
+    the full method (``both``) as ``posedive``; empty when the paper reports none."""
     from ..data.real_datasets import canonical_name
 
-    return _paper_rows("main", PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset))
+    paper = paper_results()
+    name = PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset)
+    rows = paper[(paper["table"] == table) & (paper["dataset"] == name)]
+    pivot = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
+    return pivot.rename(columns={"both": "posedive"}, level=0)
+
+
+def paper_main_table(dataset: str) -> pd.DataFrame:
+    """The paper's Table 1 (and Table 6) rows for a data set: mAP and R1 of each Re-ID model, baseline and
+    + Pose-dIVE (empty when the paper reports none for it)."""
+    return paper_table("main", dataset)
 
 
 def paper_split_table(kind: str) -> pd.DataFrame:
-    """The paper's Table 5 row for its MSMT17-S split ``kind`` (``cam`` or ``pose``), laid out as
-    :func:`paper_main_table`."""
+    """The paper's Table 5 row for its MSMT17-S split ``kind`` (``cam`` or ``pose``)."""
     if kind not in ("cam", "pose"):
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
-    return _paper_rows("table5", f"MSMT17-S {kind.capitalize()}")
-
-
-def _paper_rows(table: str, dataset: str) -> pd.DataFrame:
-    paper = paper_results()
-    rows = paper[(paper["table"] == table) & (paper["dataset"] == dataset)]
-    pivot = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
-    return pivot.rename(columns={"both": "posedive"}, level=0)
+    return paper_table("table5", f"MSMT17-S {kind.capitalize()}")
 
 
 def _mean_std(values: pd.Series) -> str:
