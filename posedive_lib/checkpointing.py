@@ -20,7 +20,7 @@ def save_training_state(accelerator, state_dir: Path, step: int, extra: dict | N
     if accelerator.is_main_process:
         for name, value in (extra or {}).items():
             torch.save(value, tmp / name)
-        (tmp / "progress.json").write_text(json.dumps({"step": step}))
+        (tmp / "progress.json").write_text(json.dumps({"step": step, "mixed_precision": accelerator.mixed_precision}))
         shutil.rmtree(state_dir, ignore_errors=True)
         os.replace(tmp, state_dir)
 
@@ -29,6 +29,19 @@ def saved_step(state_dir: Path) -> int | None:
     """The step of a saved state, or None when there is none to resume from."""
     progress = state_dir / "progress.json"
     return json.loads(progress.read_text())["step"] if progress.is_file() else None
+
+
+def resume_precision(state_dir: Path, asked: str) -> str:
+    """The mixed precision of a run: that of its saved state when it resumes (whose optimizer and gradient-scaler
+    state were saved in it, e.g. bf16 on one GPU and "auto" fp16 on an older one), else ``asked``."""
+    import torch
+
+    progress = state_dir / "progress.json"
+    saved = json.loads(progress.read_text()).get("mixed_precision") if progress.is_file() else None
+    if saved == "fp16" and not torch.cuda.is_available():
+        raise ValueError(f"{state_dir} holds a run begun in fp16 on a GPU: resume it on a GPU, or delete "
+                         f"{state_dir.parent} to start again here")
+    return saved or asked
 
 
 def trim_log(log_path: Path, step: int) -> None:

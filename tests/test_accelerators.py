@@ -28,6 +28,25 @@ def test_auto_precision_avoids_emulated_bf16(monkeypatch, gpu, native, expected)
     assert resolve_precision("bf16", "fp16") == "bf16"  # asked for: as asked
 
 
+def test_a_run_resumes_in_the_precision_it_began_in(tmp_path):
+    """Its optimizer and gradient-scaler state were saved in that precision (bf16 has no scaler, fp16 has one)."""
+    import json
+
+    from posedive_lib.checkpointing import resume_precision
+
+    state = tmp_path / "run" / "checkpoint"
+    assert resume_precision(state, "auto") == "auto"  # nothing saved: as asked
+    state.mkdir(parents=True)
+    (state / "progress.json").write_text(json.dumps({"step": 4}))  # saved before precisions were recorded
+    assert resume_precision(state, "auto") == "auto"
+    (state / "progress.json").write_text(json.dumps({"step": 4, "mixed_precision": "bf16"}))
+    assert resume_precision(state, "auto") == "bf16"
+    (state / "progress.json").write_text(json.dumps({"step": 4, "mixed_precision": "fp16"}))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="begun in fp16 on a GPU: resume it on a GPU, or delete"):
+            resume_precision(state, "auto")
+
+
 def test_device_parameter_is_checked_and_cpu_hides_the_gpus(monkeypatch):
     with pytest.raises(ValueError, match="device must be one of"):
         select_device("gpu0")

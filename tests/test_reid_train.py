@@ -1,6 +1,8 @@
 """Re-ID models and training: BoT structure, augmentation, learning, exact resume, features."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +71,8 @@ def test_interrupted_training_resumes_exactly(world, tmp_path):
     straight = train_reid(train, world.root, tmp_path / "a", TINY, progress=False)
     partial = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, stop_after=3)
     assert not partial.exists() and (tmp_path / "b" / "checkpoint" / "progress.json").is_file()
+    saved = json.loads((tmp_path / "b" / "checkpoint" / "progress.json").read_text())
+    assert saved == {"step": 3, "mixed_precision": "fp16" if torch.cuda.is_available() else "no"}  # resumed in it
     with open(tmp_path / "b" / "log.csv", "a") as log:  # killed after logging a segment, before its checkpoint
         log.write("4,9.9,9.9,9.9,0.1\n5,9.9,9.")
     resumed = train_reid(train, world.root, tmp_path / "b", TINY, progress=False)

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..checkpointing import save_training_state, saved_step, trim_log
+from ..checkpointing import resume_precision, save_training_state, saved_step, trim_log
 from .data import PairData, stream_seed
 from .model import PoseDiveGenerator, is_saved_generator
 from .previews import TrainingPreview
@@ -90,12 +90,13 @@ def diffusion_loss(generator: PoseDiveGenerator, batch: dict, config: GeneratorT
     return per_sample.mean()
 
 
-def prepare_training(generator: PoseDiveGenerator, config: GeneratorTrainConfig):
-    """An ``Accelerator`` (bf16 on GPU when ``mixed_precision`` is "auto"), the trainable parts, AdamW and the
-    warm-up LR schedule, prepared and on the accelerator's device; returns ``(accelerator, trainable, optimizer, lr_schedule)``."""
+def prepare_training(generator: PoseDiveGenerator, config: GeneratorTrainConfig, mixed_precision: str | None = None):
+    """An ``Accelerator`` in ``mixed_precision`` (default ``config.mixed_precision``; "auto": bf16 on a GPU that has
+    it natively, fp16 on an older one, none on a CPU), the trainable parts, AdamW and the warm-up LR schedule, prepared
+    and on the accelerator's device; returns ``(accelerator, trainable, optimizer, lr_schedule)``."""
     from ..accelerators import make_accelerator
 
-    accelerator = make_accelerator(config.mixed_precision, gpu_default="bf16")
+    accelerator = make_accelerator(mixed_precision or config.mixed_precision, gpu_default="bf16")
     if accelerator.num_processes > 1:
         raise NotImplementedError("generator training runs in one process for now (batches are not sharded): "
                                   "launch it without `accelerate launch --num_processes`")
@@ -137,10 +138,10 @@ def train_generator(generator: PoseDiveGenerator, data: PairData, out_dir: str |
     final = out_dir / "generator"
     if is_saved_generator(final):
         return final
-    accelerator, trainable, optimizer, scheduler = prepare_training(generator, config)
-    ema = EMAModel(trainable.parameters(), decay=config.ema_decay) if config.ema_decay else None
-
     state_dir = out_dir / "checkpoint"
+    accelerator, trainable, optimizer, scheduler = prepare_training(
+        generator, config, resume_precision(state_dir, config.mixed_precision))
+    ema = EMAModel(trainable.parameters(), decay=config.ema_decay) if config.ema_decay else None
     step = saved_step(state_dir) or 0
     if step:
         accelerator.load_state(str(state_dir))

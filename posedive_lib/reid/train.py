@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..checkpointing import save_training_state, saved_step, trim_log
+from ..checkpointing import resume_precision, save_training_state, saved_step, trim_log
 from ..paths import atomic_output
 from .data import ManifestImages, normalize, train_augmentation
 from .evaluation import flip_average
@@ -145,7 +145,7 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
     _check_same_config(out_dir, config)
     if weights.is_file():
         return weights
-    accelerator = make_accelerator(config.mixed_precision, gpu_default="fp16")
+    accelerator = make_accelerator(resume_precision(out_dir / "checkpoint", config.mixed_precision), gpu_default="fp16")
     set_seed(config.seed)
     size = BACKBONES[config.backbone].image_size
     data = ManifestImages(frame, root, size, in_memory=in_memory)
