@@ -77,6 +77,15 @@ def test_annotation_resumes_at_the_chunk_it_stopped_in(tmp_path, monkeypatch):
     assert calls == [1]  # only the last chunk was estimated
     confidence = decode_keypoints(out["keypoints"])[:, 0, 2]
     assert out["path"].tolist() == frame["path"].tolist() and confidence == pytest.approx([i * 10 / 255 for i in range(5)], abs=0.01)
+    assert out.drop(columns=["keypoints", "elevation", "azimuth", "kp_found"]).equals(frame)  # the rows as given
+    import os
+
+    Image.new("RGB", (8, 16), (200, 0, 0)).save(tmp_path / "0.jpg")  # replaced under the same name
+    os.utime(tmp_path / "0.jpg", ns=(1, 1))
+    calls.clear()
+    again = keypoints.annotated(frame.assign(pid=7), tmp_path, progress=False, cache=cache, chunk=2)
+    assert calls == [2] and decode_keypoints(again["keypoints"])[0, 0, 2] == pytest.approx(200 / 255, abs=0.01)
+    assert set(again["pid"]) == {7}  # the cache holds annotations only, never the rows of an earlier call
 
 
 @needs_mediapipe

@@ -110,42 +110,46 @@ def annotate_manifest(manifest: pd.DataFrame, root: str | os.PathLike, estimator
 
 
 ANNOTATION_CHUNK = 1024  # images per cache file: an interrupted annotation resumes at the chunk it stopped in
+ANNOTATION_COLUMNS = ("keypoints", "elevation", "azimuth", "kp_found")
 
 
 def annotated(manifest: pd.DataFrame, root: str | os.PathLike, progress: bool = True,
               cache: str | os.PathLike | None = None, chunk: int = ANNOTATION_CHUNK) -> pd.DataFrame:
-    """:func:`annotate_manifest` with a fresh estimator, cached as CSV per chunk of ``chunk`` rows (keyed by the root
-    and the chunk's image paths), so a long annotation (MSMT17: about an hour on two CPU cores) resumes where it
-    stopped. Returns the rows in ``manifest``'s order with a fresh index."""
+    """``manifest`` with its images' keypoints, viewpoints and ``kp_found`` (:func:`annotate_manifest`, fresh
+    estimator), cached per chunk of ``chunk`` images, keyed by the root and each image's path, size and modification
+    time, so a long annotation (MSMT17: about an hour on two CPU cores) resumes where it stopped and a file replaced
+    under the same name is annotated again. Returns the rows in ``manifest``'s order with a fresh index."""
     import hashlib
 
     from tqdm.auto import tqdm
 
-    from ..data.manifest import read_manifest, write_manifest
-    from ..paths import cache_dir
+    from ..paths import atomic_output, cache_dir
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} not found: pass the data set's root folder")
-    if len(manifest) == 0:
-        return annotate_manifest(manifest, root, estimator=None, progress=False).reset_index(drop=True)
+    rows = manifest.drop(columns=[c for c in ANNOTATION_COLUMNS if c in manifest]).reset_index(drop=True)
     folder = Path(cache or cache_dir() / "annotations")
     parts, estimator = [], None
-    bar = tqdm(total=len(manifest), desc="keypoint annotation", unit="img", disable=not progress)
+    bar = tqdm(total=len(rows), desc="keypoint annotation", unit="img", disable=not progress)
     try:
-        for start in range(0, len(manifest), chunk):
-            rows = manifest.iloc[start:start + chunk]
-            key = "\n".join([str(root.resolve()), *rows["path"].astype(str)])
-            path = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
+        for start in range(0, len(rows), chunk):
+            paths = rows["path"].iloc[start:start + chunk].astype(str)
+            stamps = [(root / p).stat() for p in paths]
+            key = "\n".join([str(root.resolve()), *(f"{p} {s.st_size} {s.st_mtime_ns}" for p, s in zip(paths, stamps))])
+            path = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.csv"
             if path.is_file():
-                parts.append(read_manifest(path))
+                part = pd.read_csv(path, dtype={"keypoints": str})
             else:
                 estimator = estimator or PoseEstimator()
-                parts.append(annotate_manifest(rows, root, estimator, progress=False))
-                write_manifest(parts[-1], path)
-            bar.update(len(rows))
+                part = annotate_manifest(rows.iloc[start:start + chunk][["path"]], root, estimator, progress=False)
+                with atomic_output(path) as tmp:
+                    part.to_csv(tmp, index=False)
+            parts.append(part[list(ANNOTATION_COLUMNS)])
+            bar.update(len(paths))
     finally:
         bar.close()
         if estimator is not None:
             estimator.close()
-    return pd.concat(parts, ignore_index=True)
+    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(ANNOTATION_COLUMNS))
+    return pd.concat([rows, found.astype({"kp_found": bool})], axis=1)
