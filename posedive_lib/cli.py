@@ -355,13 +355,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 
 def _augmented(values: list[str] | None):
-    """``--augmented``'s folders: a list, or ``{name: folder}`` when given as NAME=FOLDER (then all must be)."""
-    if values is None or not any("=" in value for value in values):
+    """``--augmented``'s folders: a list, or ``{name: folder}`` when given as NAME=FOLDER (then all must be; a
+    folder whose path holds '=' is read as a name only when the part before it is a plain word)."""
+    named = [value.split("=", 1) for value in values or [] if value.split("=", 1)[0].isidentifier() and "=" in value]
+    if not named:
         return values
-    named = dict(value.split("=", 1) for value in values if "=" in value)
     if len(named) < len(values):
         raise SystemExit("--augmented: name every folder (NAME=FOLDER) or none")
-    return named
+    names = [name for name, _ in named]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"--augmented: each name once, got {names}")
+    return dict(named)
 
 
 def _check_reid_arguments(args: argparse.Namespace) -> None:

@@ -195,6 +195,10 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     assert renamed.loc[("full", 0), "mAP"] == modes.set_index(["setting", "seed"]).loc[("posedive", 0), "mAP"]
     with pytest.raises(SystemExit, match="name every folder"):
         main(["reid", "--augmented", f"full={export}", str(viewpoint["export"]), *argv[3:]])
+    with pytest.raises(SystemExit, match=r"each name once, got \['a', 'a'\]"):
+        main(["reid", "--augmented", f"a={export}", f"a={viewpoint['export']}", *argv[3:]])
+    with pytest.raises(SystemExit, match="one export is given under two names"):
+        main(["reid", "--augmented", f"a={export}", f"b={export}", *argv[3:]])
     import shutil
 
     foreign = shutil.copytree(viewpoint["export"], tmp_path / "foreign")  # as if exported from another data set

@@ -12,7 +12,7 @@ from posedive_lib.cli import main
 from posedive_lib.data.dataset_split import split_dataset
 from posedive_lib.data.manifest import decode_keypoints
 from posedive_lib.data.real_datasets import load_market1501, load_msmt17, pooled_identities
-from posedive_lib.data.splits import load_split
+from posedive_lib.data.splits import check_split_options, load_split
 from posedive_lib.render.viewpoint import angular_difference
 
 needs_mediapipe = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe (make setup)")
@@ -121,6 +121,10 @@ def test_cli_splits_and_refuses_impossible_options_before_reading_images(market,
     assert definition["kind"] == "pose" and len(definition["centres"]) == 2
     sizes = pd.read_csv(out / "split_sizes.csv").set_index("split")["images"]
     assert sizes.to_dict() == load_market1501(out / "market_layout").groupby("split").size().to_dict()
+    with pytest.raises(SystemExit, match="lies in the data set's folder .* only read"):
+        main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "cam", "--out", str(market / "s")])
+    with pytest.raises(ValueError, match=r"unknown split option\(s\) \['seed'\]; use \['test_fraction'"):
+        check_split_options("cam", seed=1)  # e.g. notebook 08's split_options: the seed comes from its seeds
     missing = tmp_path / "nothing"
     for options, message in ((["--kind", "cam", "--half-width", "80"], "half_width \\+ gap < 90"),
                              (["--kind", "pose", "--clusters", "1"], "clusters >= 2"),

@@ -143,6 +143,7 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     runs = pd.read_csv(out / "reid_runs.csv").set_index("setting")
     assert runs.loc["baseline", "train_images"] == (split["split"] == "train").sum()  # trained on the split
     assert runs.loc["posedive", "train_images"] > runs.loc["baseline", "train_images"]
+    assert set(runs["dataset"]) == {"market1501_s_cam"}  # named after the split it ran on
     assert (out / "split" / "split.png").is_file() and (out / "split" / "split.json").is_file()
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
     assert "Table 5, MSMT17-S Cam" in str(executed.cells[-1].outputs)

@@ -117,6 +117,7 @@ def test_paper_rows_for_a_real_data_set_or_a_custom_split():
     modes = paper_table("table2", "msmt17")
     assert modes.loc["CLIP-ReID", ("viewpoint", "mAP")] == 70.9 and modes.loc["CLIP-ReID", ("posedive", "mAP")] == 71.0
     assert paper_table("table8b", "duke").loc["ResNet-50", ("in_domain", "R1")] == 73.4
+    assert paper_table("table8b", "duke").loc["ResNet-50", ("posedive", "R1")] == 78.7  # external: the full method
     assert paper_table("table8b", "msmt17").empty
     with pytest.raises(ValueError, match="'cam' or 'pose'"):
         paper_split_table("Cam")

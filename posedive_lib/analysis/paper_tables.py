@@ -50,14 +50,14 @@ PAPER_DATASET_NAMES = {"market1501": "Market-1501", "msmt17": "MSMT17", "cuhk03"
 def paper_table(table: str, dataset: str) -> pd.DataFrame:
     """The paper's rows of ``table`` (``main``: Tables 1 and 6, ``table2``, ``table5``, ...) for ``dataset`` (a loader
     name or alias, or the paper's name, e.g. ``MSMT17-S Cam``): one row per Re-ID model, columns (setting, metric),
-    the full method (``both``) as ``posedive``; empty when the paper reports none."""
+    the full method (``both``, Table 8b's ``external``) as ``posedive``; empty when the paper reports none."""
     from ..data.real_datasets import canonical_name
 
     paper = paper_results()
     name = PAPER_DATASET_NAMES.get(canonical_name(dataset), dataset)
     rows = paper[(paper["table"] == table) & (paper["dataset"] == name)]
     pivot = rows.pivot_table(index="model", columns=["setting", "metric"], values="value")
-    return pivot.rename(columns={"both": "posedive"}, level=0)
+    return pivot.rename(columns={"both": "posedive", "external": "posedive"}, level=0)
 
 
 def paper_main_table(dataset: str) -> pd.DataFrame:

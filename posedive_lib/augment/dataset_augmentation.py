@@ -45,13 +45,13 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     """
     from accelerate import PartialState
 
-    from ..data.real_datasets import load_dataset
+    from ..data.dataset_split import load_split_aware
     from ..generator.model import PoseDiveGenerator, saved_generator, weights_digest
 
     data_root, out_dir = Path(data_root), Path(out_dir)
     # the generator first: a wrong folder is named before minutes of gallery rendering
     generator = PoseDiveGenerator.from_pretrained(saved_generator(generator_dir)).eval()
-    manifest = load_dataset(dataset, data_root)
+    manifest = load_split_aware(dataset, data_root)
     name = manifest["dataset"].iloc[0]  # the loader's name, whatever alias was given
     train = manifest[manifest["split"] == "train"].reset_index(drop=True)
     state = PartialState()
@@ -119,7 +119,7 @@ def _note_precision(folder: Path, precision: str, main_process: bool) -> None:
         if first != precision and not (folder / "manifest.csv").is_file():
             warnings.warn(f"{folder} was begun on {first} and resumes on {precision}: its images will mix both (delete "
                           "the folder to sample every image one way)", stacklevel=3)
-    elif main_process:
+    elif main_process and not (folder / "plan.json").is_file():  # a folder begun before this record: unknown
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_output(record) as tmp:
             tmp.write_text(json.dumps({"precision": precision}))

@@ -40,6 +40,9 @@ def split_dataset(dataset: str, data_root: str | os.PathLike, kind: str, out_dir
 
     check_split_options(kind, **split_options)  # before an hour of annotation
     data_root, out_dir = Path(data_root), Path(out_dir)
+    if out_dir.resolve().is_relative_to(data_root.resolve()):
+        raise ValueError(f"the split's folder {out_dir} lies in the data set's folder {data_root}, which is only read: "
+                         "give an --out outside it")
     manifest = load_dataset(dataset, data_root)
     name = manifest["dataset"].iloc[0]
     pool = annotated(pooled_identities(manifest), data_root, progress)
@@ -53,12 +56,26 @@ def split_dataset(dataset: str, data_root: str | os.PathLike, kind: str, out_dir
     definition = {**make_split(pool[found], kind, seed=seed, **split_options), "dataset": name}
     split = apply_split(pool[found], definition)
     split = split.drop(columns=["kp_found"])
-    # the export first (it carries its own definition): a failure leaves the previous files as they were
+    # the export first, whole or not at all and with its own definition; the two files beside it follow
     export_market_layout(split, {name: data_root}, out_dir / EXPORT_FOLDER, link=True, overwrite=True,
                          extra_files={SPLIT_FILE: json.dumps(definition, indent=1)})
     write_manifest(split, out_dir / SPLIT_MANIFEST)
     save_split(definition, out_dir / SPLIT_FILE)
     return {"definition": definition, "split": split, "export": out_dir / EXPORT_FOLDER}
+
+
+def load_split_aware(dataset: str, root: str | os.PathLike) -> pd.DataFrame:
+    """:func:`~posedive_lib.data.real_datasets.load_dataset`, with a split's export (the ``market_layout/`` of
+    :func:`split_dataset`, read as ``market1501``) named after the split, e.g. ``msmt17_s_cam``, so the results made
+    from it say where they come from."""
+    from .real_datasets import load_dataset
+
+    manifest = load_dataset(dataset, root)
+    record = Path(root) / SPLIT_FILE
+    if not record.is_file():
+        return manifest
+    definition = json.loads(record.read_text())
+    return manifest.assign(dataset=f"{definition.get('dataset', 'dataset')}_s_{definition['kind']}")
 
 
 def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0) -> dict:

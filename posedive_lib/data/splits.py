@@ -58,9 +58,20 @@ def _require(frame: pd.DataFrame, columns, kind: str) -> None:
         raise ValueError(f"the {kind} split needs {missing} on every row; annotate viewpoints and keypoints first")
 
 
-def check_split_options(kind: str, test_fraction: float = 0.5, half_width: float = 30.0, gap: float = 15.0,
+SPLIT_OPTIONS = ("test_fraction", "half_width", "gap", "train_sectors", "clusters", "train_cluster_fraction")
+
+
+def check_split_options(kind: str, **options) -> None:
+    """Refuse options no split can have (one line naming the fix), before any image is read; ``options`` are
+    :func:`make_split`'s (:data:`SPLIT_OPTIONS`)."""
+    unknown = sorted(set(options) - set(SPLIT_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown split option(s) {unknown}; use {list(SPLIT_OPTIONS)}")
+    _check_split_values(kind, **options)
+
+
+def _check_split_values(kind: str, test_fraction: float = 0.5, half_width: float = 30.0, gap: float = 15.0,
                         train_sectors=(0.0, 180.0), clusters: int = 8, train_cluster_fraction: float = 0.5) -> None:
-    """Refuse options no split can have (one line naming the fix), before any image is read."""
     if kind not in ("cam", "pose"):
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
     if not 0 < test_fraction < 1:
@@ -77,7 +88,7 @@ def check_split_options(kind: str, test_fraction: float = 0.5, half_width: float
 def make_split(frame: pd.DataFrame, kind: str, seed: int = 0, test_fraction: float = 0.5, half_width: float = 30.0,
                gap: float = 15.0, train_sectors=(0.0, 180.0), clusters: int = 8, train_cluster_fraction: float = 0.5) -> dict:
     """Define a Cam (``kind='cam'``) or Pose (``kind='pose'``) split of ``frame``'s images; returns the definition."""
-    check_split_options(kind, test_fraction, half_width, gap, train_sectors, clusters, train_cluster_fraction)
+    _check_split_values(kind, test_fraction, half_width, gap, train_sectors, clusters, train_cluster_fraction)
     if "pid" not in frame:
         raise ValueError("make_split needs a 'pid' column; pass a manifest (see posedive_lib.data.manifest)")
     rng = np.random.default_rng(seed)

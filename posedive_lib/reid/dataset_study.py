@@ -50,7 +50,7 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
     Runs live in ``out_dir/runs`` (reused when finished, resumed when interrupted). A preset's batch asks for
     ``config.P`` identities; a data set with fewer training identities gets a smaller P (a stand-in, not a real set).
     """
-    from ..data.real_datasets import load_dataset
+    from ..data.dataset_split import load_split_aware
 
     if augmented is not None:
         exports = named_exports(augmented)
@@ -71,7 +71,7 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
             settings[name] = rows
     elif dataset is not None and data_root is not None:
         root = Path(data_root)
-        manifest = load_dataset(dataset, root)
+        manifest = load_split_aware(dataset, root)
         train = manifest[manifest["split"] == "train"]
         settings, roots = {"baseline": train}, {"baseline": root}
     else:
@@ -91,28 +91,31 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
 
 def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike]
                   ) -> dict[str, Path]:
-    """``{setting: export}``: one export is ``posedive``; several are named by the gallery mode in their
-    ``augmentation.json`` (``both``, the paper's full method, as ``posedive``); a mapping as given."""
+    """``{setting: export}``: exports named by the gallery mode in their ``augmentation.json`` (``both``, the paper's
+    full method, as ``posedive``; one export without a record too), or as given in a mapping. The same folder twice
+    is refused (its runs would be trained twice into one folder)."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
 
-    if isinstance(augmented, Mapping):
-        return {str(name): Path(folder) for name, folder in augmented.items()}
     if isinstance(augmented, (str, os.PathLike)):
-        return {"posedive": Path(augmented)}
-    if len(augmented) == 1:
-        return {"posedive": Path(augmented[0])}
-    exports = {}
-    for folder in map(Path, augmented):
-        record = folder / AUGMENTATION_RECORD
-        mode = json.loads(record.read_text()).get("mode") if record.is_file() else None
-        if mode is None:
-            raise ValueError(f"{folder} has no {AUGMENTATION_RECORD} naming its gallery mode: name it (NAME=FOLDER), or "
-                             "export it again with `cli augment`")
-        name = "posedive" if mode == "both" else mode
-        if name in exports:
-            raise ValueError(f"{exports[name]} and {folder} are both augmentations in mode {mode!r}: name them "
-                             "(NAME=FOLDER) to compare them")
-        exports[name] = folder
+        augmented = [augmented]
+    if isinstance(augmented, Mapping):
+        exports = {str(name): Path(folder) for name, folder in augmented.items()}
+    else:
+        exports = {}
+        for folder in map(Path, augmented):
+            record = folder / AUGMENTATION_RECORD
+            mode = json.loads(record.read_text()).get("mode") if record.is_file() else None
+            if mode is None and len(augmented) > 1:
+                raise ValueError(f"{folder} has no {AUGMENTATION_RECORD} naming its gallery mode: name it "
+                                 "(NAME=FOLDER), or export it again with `cli augment`")
+            name = "posedive" if mode in (None, "both") else mode
+            if name in exports:
+                raise ValueError(f"{exports[name]} and {folder} are both augmentations in mode {mode!r}: name them "
+                                 "(NAME=FOLDER) to compare them")
+            exports[name] = folder
+    folders = [folder.resolve() for folder in exports.values()]
+    if len(set(folders)) < len(folders):
+        raise ValueError(f"one export is given under two names ({sorted(exports)}): give each folder once")
     return exports
 
 
@@ -141,15 +144,17 @@ def _data_key(root: Path, setting: str, export: bool) -> str:
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
     from ..data.export import MAPPING_FILE
 
-    digest = hashlib.sha1(("baseline" if setting == "baseline" else "augmented").encode())  # a renamed setting reuses
+    # every augmented setting is seeded as "posedive" (its first name), so runs keep their keys under any name
+    digest = hashlib.sha1(("baseline" if setting == "baseline" else "posedive").encode())
     if not export:
         digest.update(str(root.resolve()).encode())
     elif setting == "baseline":
         digest.update(_real_rows(root / MAPPING_FILE).to_csv(index=False).encode())
     else:
-        for name in (MAPPING_FILE, AUGMENTATION_RECORD):
-            if (root / name).is_file():
-                digest.update((root / name).read_bytes())
+        digest.update((root / MAPPING_FILE).read_bytes())
+        if (root / AUGMENTATION_RECORD).is_file():  # hashed without its mode (the plan digest covers it), as first written
+            record = json.loads((root / AUGMENTATION_RECORD).read_text())
+            digest.update(json.dumps({k: v for k, v in record.items() if k != "mode"}, indent=1).encode())
     return digest.hexdigest()[:10]
 
 
