@@ -39,8 +39,8 @@ def resume_precision(state_dir: Path, asked: str) -> str:
     progress = state_dir / "progress.json"
     saved = json.loads(progress.read_text()).get("mixed_precision") if progress.is_file() else None
     if saved == "fp16" and not torch.cuda.is_available():
-        raise ValueError(f"{state_dir} holds a run begun in fp16 on a GPU: resume it on a GPU, or delete "
-                         f"{state_dir.parent} to start again here")
+        raise ValueError(f"{state_dir} holds a run begun in fp16 on a GPU, and a run resumes in the precision it began "
+                         f"in: resume it on a GPU, or delete {state_dir.parent} to start again here")
     return saved or asked
 
 

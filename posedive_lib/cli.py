@@ -498,8 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
     reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
     reid_p.add_argument("--augmented", nargs="+", default=None, metavar="[NAME=]FOLDER",
-                        help="the market_layout/ folder that `augment` wrote (setting posedive), or several, named by "
-                             "their gallery mode (both as posedive) or as NAME=FOLDER")
+                        help="the market_layout/ folder that `augment` wrote, or several; settings are named by the "
+                             "gallery mode (both, the paper's full method, as posedive) or as NAME=FOLDER")
     reid_p.add_argument("--dataset", default=None, help="without --augmented: the data set whose baseline to train")
     reid_p.add_argument("--data-root", type=Path, default=None, help="without --augmented: the data set's folder")
     reid_p.add_argument("--preset", default="bot",

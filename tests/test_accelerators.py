@@ -43,7 +43,7 @@ def test_a_run_resumes_in_the_precision_it_began_in(tmp_path):
     assert resume_precision(state, "auto") == "bf16"
     (state / "progress.json").write_text(json.dumps({"step": 4, "mixed_precision": "fp16"}))
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="begun in fp16 on a GPU: resume it on a GPU, or delete"):
+        with pytest.raises(ValueError, match="begun in fp16 on a GPU, and a run resumes in the precision it began in: resume it on a GPU"):
             resume_precision(state, "auto")
 
 

@@ -83,6 +83,27 @@ def test_a_folder_begun_in_another_precision_is_named_when_resumed(market, gener
                         gallery_size=4, thresholds=KEEP_ALL, export=False, progress=False)
 
 
+def test_augmented_runs_are_keyed_by_content_not_by_name_or_recorded_mode(tmp_path):
+    """An export's runs keep the key they had before augmentation.json recorded the mode (and under any name)."""
+    import hashlib
+
+    from posedive_lib.reid.dataset_study import _data_key
+
+    record = {"plan": "0123abcd", "thresholds": {"tau_ref": 0.6, "tau_tgt": 0.6, "eps": 0.4}, "kept": 3}
+    mapping = "file,split,export_pid,path,pid,camid,dataset,source\nbounding_box_train/a.jpg,train,1,a.jpg,1,1,m,real\n"
+    for name, written in (("old", record), ("new", {"mode": "pose", **record})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mapping.csv").write_text(mapping)
+        (tmp_path / name / "augmentation.json").write_text(json.dumps(written, indent=1))
+    before = hashlib.sha1(b"posedive")  # the key as the first version computed it: the files' bytes
+    before.update(mapping.encode() + json.dumps(record, indent=1).encode())
+    keys = {_data_key(tmp_path / name, setting, True) for name in ("old", "new") for setting in ("posedive", "pose")}
+    assert keys == {before.hexdigest()[:10]}
+    record["kept"] = 4  # another augmentation: another key
+    (tmp_path / "new" / "augmentation.json").write_text(json.dumps(record, indent=1))
+    assert _data_key(tmp_path / "new", "pose", True) not in keys
+
+
 def test_keypoints_of_images_of_several_sizes_are_estimated_one_by_one(tmp_path):
     from PIL import Image
 
@@ -197,6 +218,8 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
         main(["reid", "--augmented", f"full={export}", str(viewpoint["export"]), *argv[3:]])
     with pytest.raises(SystemExit, match=r"each name once, got \['a', 'a'\]"):
         main(["reid", "--augmented", f"a={export}", f"a={viewpoint['export']}", *argv[3:]])
+    with pytest.raises(SystemExit, match="typo has no mapping.csv: pass the market_layout/ folder"):
+        main(["reid", "--augmented", str(export), str(tmp_path / "typo"), *argv[3:]])
     with pytest.raises(SystemExit, match="one export is given under two names"):
         main(["reid", "--augmented", f"a={export}", f"b={export}", *argv[3:]])
     import shutil

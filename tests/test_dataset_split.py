@@ -30,12 +30,15 @@ def _manifest(dataset: str, rows: list[tuple[str, int, int]]) -> pd.DataFrame:
 
 
 def test_pooled_identities_keep_one_pid_per_person():
-    msmt = _manifest("msmt17", [("train", 0, 1), ("train", 4, 2), ("query", 0, 1), ("gallery", 0, 3), ("gallery", 2, 1)])
+    msmt = _manifest("msmt17", [("train", 0, 1), ("train", 4, 2), ("query", 0, 1), ("gallery", 0, 3), ("query", 2, 1),
+                                ("gallery", 2, 2), ("gallery", 3, 1)])
     pooled = pooled_identities(msmt)
-    assert pooled["pid"].tolist() == [0, 4, 5, 5, 7]  # test people numbered from 0 again: moved above the train ones
-    assert pooled["original_split"].tolist() == msmt["split"].tolist()
+    assert pooled["pid"].tolist() == [0, 4, 5, 5, 7, 7]  # test people numbered from 0 again: moved above the train ones
+    assert pooled["original_split"].tolist() == msmt["split"].tolist()[:6]  # gallery-only pid 3: nobody searched for
     market = _manifest("market1501", [("train", 2, 1), ("query", 7, 1), ("gallery", 7, 2), ("gallery", 0, 3)])
     assert pooled_identities(market)["pid"].tolist() == [2, 7, 7]  # the distractors (pid 0) are nobody's images
+    duke = _manifest("dukemtmc", [("train", 2, 1), ("query", 7, 1), ("gallery", 7, 2), ("gallery", 5001, 3)])
+    assert pooled_identities(duke)["pid"].tolist() == [2, 7, 7]  # a gallery-only distractor person
     with pytest.raises(ValueError, match="one data set at a time"):
         pooled_identities(pd.concat([msmt, market]))
 
@@ -106,6 +109,14 @@ def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path):
     assert all((market / p).is_file() for p in mapping["path"])
     manifest = pd.read_csv(tmp_path / "split" / "split_manifest.csv")
     assert len(manifest) == len(split) and {"azimuth", "keypoints", "original_split"} <= set(manifest.columns)
+    from posedive_lib.data.dataset_split import split_annotations
+
+    rows = exported[exported["split"] == "train"]
+    known = split_annotations(rows, result["export"])  # what `augment --mode pose` reads instead of estimating again
+    by_file = mapping.set_index("file")["path"]
+    expected = split.set_index("path").loc[rows["path"].map(by_file), "azimuth"].to_numpy()
+    assert known["path"].tolist() == rows["path"].tolist() and np.allclose(known["azimuth"], expected)
+    assert known["kp_found"].all() and split_annotations(rows, market) is None  # the data set itself: estimate
 
 
 @needs_mediapipe
@@ -125,6 +136,8 @@ def test_cli_splits_and_refuses_impossible_options_before_reading_images(market,
         main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "cam", "--out", str(market / "s")])
     with pytest.raises(ValueError, match=r"unknown split option\(s\) \['seed'\]; use \['test_fraction'"):
         check_split_options("cam", seed=1)  # e.g. notebook 08's split_options: the seed comes from its seeds
+    with pytest.raises(ValueError, match="whole number of clusters"):
+        check_split_options("pose", clusters=8.0)
     missing = tmp_path / "nothing"
     for options, message in ((["--kind", "cam", "--half-width", "80"], "half_width \\+ gap < 90"),
                              (["--kind", "pose", "--clusters", "1"], "clusters >= 2"),

@@ -94,9 +94,11 @@ def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd
     """The training rows where mediapipe finds a person, with its viewpoint estimate (cached); warns about the rest."""
     import warnings
 
+    from ..data.dataset_split import split_annotations
     from .keypoints import annotated
 
-    found = annotated(train, data_root, progress)
+    found = split_annotations(train, data_root)  # a split's export: estimated when it was made
+    found = annotated(train, data_root, progress) if found is None else found
     found = found[found["kp_found"].astype(bool)].reset_index(drop=True)
     if found.empty:
         raise ValueError(f"mediapipe found no person in the {len(train)} training images of {data_root}, so their "

@@ -70,12 +70,35 @@ def load_split_aware(dataset: str, root: str | os.PathLike) -> pd.DataFrame:
     from it say where they come from."""
     from .real_datasets import load_dataset
 
+    from .splits import load_split
+
     manifest = load_dataset(dataset, root)
-    record = Path(root) / SPLIT_FILE
-    if not record.is_file():
+    if not (Path(root) / SPLIT_FILE).is_file():
         return manifest
-    definition = json.loads(record.read_text())
+    definition = load_split(Path(root) / SPLIT_FILE)
     return manifest.assign(dataset=f"{definition.get('dataset', 'dataset')}_s_{definition['kind']}")
+
+
+def split_annotations(rows: pd.DataFrame, root: str | os.PathLike) -> pd.DataFrame | None:
+    """``rows`` of a split's export at ``root`` with the keypoints and viewpoints that :func:`split_dataset` estimated
+    (from ``split_manifest.csv`` beside the export, through its ``mapping.csv``), so they are not estimated again;
+    None when ``root`` is no such export or any row is not found there."""
+    from ..augment.keypoints import ANNOTATION_COLUMNS
+    from .export import MAPPING_FILE
+    from .manifest import read_manifest
+
+    root = Path(root)
+    files = [root / SPLIT_FILE, root / MAPPING_FILE, root.parent / SPLIT_MANIFEST]
+    if root.name != EXPORT_FOLDER or not all(f.is_file() for f in files):
+        return None
+    original = pd.read_csv(files[1]).set_index("file")["path"]
+    estimated = read_manifest(files[2]).drop_duplicates("path").set_index("path")
+    sources = rows["path"].map(original)
+    if sources.isna().any() or not sources.isin(estimated.index).all():
+        return None
+    found = estimated.loc[sources, [c for c in ANNOTATION_COLUMNS if c != "kp_found"]].reset_index(drop=True)
+    return pd.concat([rows.drop(columns=list(ANNOTATION_COLUMNS), errors="ignore").reset_index(drop=True),
+                      found.assign(kp_found=True)], axis=1)
 
 
 def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0) -> dict:

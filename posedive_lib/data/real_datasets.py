@@ -272,8 +272,9 @@ def load_dataset(name: str, root: str | os.PathLike, **options) -> pd.DataFrame:
 
 def pooled_identities(manifest: pd.DataFrame) -> pd.DataFrame:
     """Every image of a loaded data set's people in one pool, one pid per person, for a new split (MSMT17-S):
-    train, query and gallery together (the old split in ``original_split``), Market-style distractors (pid 0 in the
-    gallery) left out, and MSMT17's query and gallery pids, which restart at 0, moved above its train pids."""
+    train, query and gallery together (the old split in ``original_split``), with MSMT17's query and gallery pids,
+    which restart at 0, moved above its train pids. Distractors are left out: identities seen only in the gallery
+    (Market's pid 0, DukeMTMC-reID's 408 distractor people), who have no query to be found by."""
     names = manifest["dataset"].unique()
     if len(names) != 1:
         raise ValueError(f"pool one data set at a time, got {sorted(names)}; load it with load_dataset")
@@ -281,8 +282,9 @@ def pooled_identities(manifest: pd.DataFrame) -> pd.DataFrame:
     if canonical_name(names[0]) == "msmt17":  # its test lists number their own people from 0
         train = pool["split"] == "train"
         offset = int(pool.loc[train, "pid"].max()) + 1 if train.any() else 0
-        return pool.assign(pid=pool["pid"].where(train, pool["pid"] + offset)).reset_index(drop=True)
-    return pool[pool["pid"] > DISTRACTOR_PID].reset_index(drop=True)
+        pool = pool.assign(pid=pool["pid"].where(train, pool["pid"] + offset))
+    searched = pool.loc[pool["split"] != "gallery", "pid"].unique()  # Market's pid 0 is allowed in the gallery only
+    return pool[pool["pid"].isin(searched)].reset_index(drop=True)
 
 
 def split_counts(frame: pd.DataFrame) -> pd.DataFrame:

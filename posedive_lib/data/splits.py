@@ -15,6 +15,7 @@ gives one query per camera and the rest of its images as gallery. The returned d
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def _check_split_values(kind: str, test_fraction: float = 0.5, half_width: float
         raise ValueError(f"split kind must be 'cam' or 'pose', got {kind!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    if kind == "pose" and (int(clusters) != clusters or clusters < 2 or not 0 < train_cluster_fraction < 1):
+    if kind == "pose" and (not isinstance(clusters, numbers.Integral) or clusters < 2 or not 0 < train_cluster_fraction < 1):
         raise ValueError(f"need a whole number of clusters >= 2 and train_cluster_fraction in (0, 1), got {clusters} "
                          f"and {train_cluster_fraction}")
     if kind == "cam" and len(train_sectors) == 0:

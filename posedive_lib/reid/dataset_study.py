@@ -24,9 +24,7 @@ def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
     from ..data.real_datasets import load_market1501
 
     folder = Path(folder)
-    if not (folder / MAPPING_FILE).is_file():
-        raise FileNotFoundError(f"{folder} has no {MAPPING_FILE}: pass the market_layout/ folder that "
-                                "`python -m posedive_lib.cli augment` wrote")
+    _require_mapping(folder)
     manifest, mapping = load_market1501(folder), pd.read_csv(folder / MAPPING_FILE)
     source = mapping.set_index("file")["source"]
     unknown = ~manifest["path"].isin(source.index)
@@ -35,6 +33,14 @@ def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
                          f"its {MAPPING_FILE}; export the augmented data set again with `cli augment`")
     exported = mapping.loc[mapping["source"] == "real", "dataset"].iloc[0]  # the loader's name of the data set
     return manifest.assign(source=manifest["path"].map(source), dataset=exported)
+
+
+def _require_mapping(folder: Path) -> None:
+    from ..data.export import MAPPING_FILE
+
+    if not (folder / MAPPING_FILE).is_file():
+        raise FileNotFoundError(f"{folder} has no {MAPPING_FILE}: pass the market_layout/ folder that "
+                                "`python -m posedive_lib.cli augment` wrote")
 
 
 def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathLike, dataset: str | None = None,
@@ -103,6 +109,7 @@ def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | M
     else:
         exports = {}
         for folder in map(Path, augmented):
+            _require_mapping(folder)
             record = folder / AUGMENTATION_RECORD
             mode = json.loads(record.read_text()).get("mode") if record.is_file() else None
             if mode is None and len(augmented) > 1:
