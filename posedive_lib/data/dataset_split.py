@@ -69,7 +69,6 @@ def load_split_aware(dataset: str, root: str | os.PathLike) -> pd.DataFrame:
     :func:`split_dataset`, read as ``market1501``) named after the split, e.g. ``msmt17_s_cam``, so the results made
     from it say where they come from."""
     from .real_datasets import load_dataset
-
     from .splits import load_split
 
     manifest = load_dataset(dataset, root)
