@@ -357,7 +357,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def _augmented(values: list[str] | None):
     """``--augmented``'s folders: a list, or ``{name: folder}`` when given as NAME=FOLDER (then all must be; a
     folder whose path holds '=' is read as a name only when the part before it is a plain word)."""
-    named = [value.split("=", 1) for value in values or [] if value.split("=", 1)[0].isidentifier() and "=" in value]
+    pairs = [value.split("=", 1) for value in values or []]
+    named = [pair for pair in pairs if len(pair) == 2 and pair[0].isidentifier()]
     if not named:
         return values
     if len(named) < len(values):
