@@ -242,15 +242,17 @@ def split_real_dataset(dataset: str, data_root: Path, kind: str, out: Path, seed
 
 def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out: Path, mode: str = "both",
                          per_id: int = 15, gallery_size: int = 2048, steps: int = 20, guidance: float = 3.5,
-                         batch: int = 16, seed: int = 0, tau: float = 0.6, export: bool = True) -> dict | None:
-    """Generate, filter and export the Pose-dIVE augmentation of a real data set (``augment.dataset_augmentation``)."""
-    from .augment.dataset_augmentation import augment_dataset
+                         batch: int = 16, seed: int = 0, tau: float = 0.6, export: bool = True,
+                         sweep_taus: list[float] = (), sweep_per_id: list[int] = ()) -> dict | None:
+    """Generate, filter and export the Pose-dIVE augmentation of a real data set (``augment.dataset_augmentation``),
+    with an export per sweep point."""
+    from .augment.dataset_augmentation import AUGMENTATION_RECORD, augment_dataset
     from .augment.filtering import FilterThresholds
     from .augment.generate import AugmentConfig
 
     config = AugmentConfig(per_id=per_id, steps=steps, guidance_scale=guidance, batch=batch, seed=seed)
     result = augment_dataset(dataset, data_root, saved_folder(generator_dir), out, mode, config, gallery_size,
-                             FilterThresholds.at(tau), export)
+                             FilterThresholds.at(tau), export, sweep_taus=sweep_taus, sweep_per_id=sweep_per_id)
     if result is not None:
         generated, kept = len(result["generated"]), len(result["kept"])
         print(f"generated {generated} images in {out / 'generated'}; the keypoint filter (tau {tau}) kept {kept} "
@@ -259,6 +261,9 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
             print(f"wrote {result['export']}: the data set with the kept images in bounding_box_train, in the "
                   "Market-1501 layout (Re-ID code bases' Market loaders read Market-1501 and CUHK03 exports; "
                   "`reid` reads any)")
+        for name, folder in result["variants"].items():
+            kept = json.loads((folder / AUGMENTATION_RECORD).read_text())["kept"]
+            print(f"wrote {folder}: sweep point {name}, {kept} generated images")
     return result
 
 
@@ -266,7 +271,7 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
                     data_root: Path | None = None, augmented=None, pretrained: str | None = None,
                     iterations: int | None = None):
     """Re-ID baseline (and + Pose-dIVE, given one or more exports of ``augment``) on a real data set, paired seeds."""
-    from .reid.dataset_study import dataset_study, save_comparison
+    from .reid.dataset_study import dataset_study, save_comparison, sweep_tables
     from .reid.train import preset_config
 
     runs = dataset_study(preset_config(preset, pretrained, iterations), seeds, out, dataset, data_root, augmented)
@@ -274,6 +279,8 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
     print(runs[["setting", "seed", "mAP", "R1", "R5", "R10", "train_images"]].to_string(index=False))
     if summary is not None:
         print(summary.to_string())
+    for key, table in sweep_tables(runs).items():
+        print(f"sweep {key} (reid_sweep_{key}.csv and .png):\n{table.to_string()}")
     print(f"wrote {out / 'reid_runs.csv'}" + (", reid_summary.csv, reid.png and reid_cmc.png" if summary is not None else ""))
     return runs
 
@@ -339,6 +346,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
                              "with `python -m posedive_lib.cli train-generator` and pass its generator/ folder")
         if not 0 <= args.tau <= 1 or args.guidance < 0:
             raise SystemExit(f"--tau must lie in [0, 1] and --guidance be non-negative, got {args.tau} and {args.guidance}")
+        if (args.sweep_taus or args.sweep_per_id) and args.no_export:
+            raise SystemExit("--sweep-taus and --sweep-per-id make exports, which --no-export skips: drop one or the other")
+        from .augment.dataset_augmentation import check_sweep
+
+        try:
+            check_sweep(args.sweep_taus, args.sweep_per_id, args.per_id)
+        except ValueError as error:
+            raise SystemExit(f"--sweep-taus / --sweep-per-id: {error}") from None
     pretrained = getattr(args, "pretrained", None) if args.command != "reid" else None  # reid's: backbone weights
     if pretrained is not None and not _is_saved_generator(PROJECT_ROOT / pretrained):
         raise SystemExit(f"--pretrained {pretrained}: no saved generator there (generator.json missing); pass a folder "
@@ -497,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     aug_p.add_argument("--seed", type=int, default=0)
     aug_p.add_argument("--tau", type=float, default=0.6, help="keypoint-confidence threshold (the paper's best: 0.6)")
     aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
+    aug_p.add_argument("--sweep-taus", type=float, nargs="+", default=[], metavar="TAU",
+                       help="also export the images kept at each tau (market_layout_tau_<tau>/; the supplementary Fig. 4)")
+    aug_p.add_argument("--sweep-per-id", type=int, nargs="+", default=[], metavar="N",
+                       help="also export the kept images of N slots per identity (market_layout_per_id_<N>/; Fig. 2)")
     reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
     reid_p.add_argument("--augmented", nargs="+", default=None, metavar="[NAME=]FOLDER",
                         help="the market_layout/ folder that `augment` wrote, or several; settings are named by the "
@@ -546,7 +565,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "augment":
         augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
-                             not args.no_export)
+                             not args.no_export, args.sweep_taus, args.sweep_per_id)
     elif args.command == "reid":
         reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, _augmented(args.augmented),
                         args.pretrained,

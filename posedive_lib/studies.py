@@ -30,7 +30,7 @@ from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
 from .profiles import profile_settings
-from .reid.experiment import paired_summary, run_settings
+from .reid.experiment import paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports it here)
 from .reid.train import PRESETS, TrainConfig
 
 # The identity scores of generated images that the generator studies report (see generator.identity).
@@ -234,15 +234,6 @@ def ablation_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         table = paired_summary(rows, order[0]).reindex(list(order))
         tables[name] = table.assign(extra_images=rows.groupby("setting")["extra_images"].first().reindex(list(order)))
     return tables
-
-
-def sweep_table(runs: pd.DataFrame, points: dict[str, float], parameter: str) -> pd.DataFrame:
-    """Mean and std of mAP and R1 per sweep point (``points``: setting -> parameter value), sorted by value."""
-    rows = runs[runs["setting"].isin(points)]
-    table = rows.groupby("setting").agg(mAP=("mAP", "mean"), mAP_std=("mAP", "std"), R1=("R1", "mean"),
-                                        R1_std=("R1", "std"), extra_images=("extra_images", "first"))
-    table.insert(0, parameter, pd.Series(points))
-    return table.sort_values(parameter).round(2)
 
 
 def per_id_points(profile: str) -> dict[str, float]:

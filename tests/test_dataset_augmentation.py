@@ -253,3 +253,67 @@ def test_reid_compares_the_baseline_with_the_augmented_export_seed_by_seed(marke
     assert none_kept["kept"].empty
     with pytest.raises(SystemExit, match="holds no generated images .* lower --tau"):  # not the baseline a second time
         main(["reid", "--augmented", str(none_kept["export"]), "--preset", "tiny", "--iterations", "4", "--out", str(out)])
+
+
+def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supplementary_sweeps(
+        market, generator_dir, tmp_path, capsys):
+    """``--sweep-taus`` / ``--sweep-per-id``: one export per point from the main export's images and keypoints, named
+    by its point in `reid`, which tabulates and plots Re-ID against tau and against images per identity."""
+    from posedive_lib.augment.filtering import apply_thresholds
+    from posedive_lib.paths import STAGE1_WEIGHTS
+
+    train = load_market1501(market).query("split == 'train'")
+    out = tmp_path / "aug"
+    with pytest.warns(UserWarning, match=r"sweep points \['tau_1'\] keep no generated image"):  # stage 1 draws people
+        assert main(["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", STAGE1_WEIGHTS,
+                     "--out", str(out), "--per-id", "3", "--steps", "1", "--gallery-size", "4", "--tau", "0",
+                     "--sweep-taus", "0", "0.01", "1", "--sweep-per-id", "1", "2"]) == 0
+    decisions = pd.read_csv(out / "filter_decisions.csv")
+    assert "sweep point per_id_1" in capsys.readouterr().out
+    folders = sorted(p.name for p in out.glob("market_layout*"))
+    expected_tau = apply_thresholds(decisions, FilterThresholds.at(0.01))["keep"]  # tau 0 is the main export
+    assert folders == ["market_layout", "market_layout_per_id_1", "market_layout_per_id_2"] + (
+        ["market_layout_tau_0.01"] if expected_tau.any() else [])
+    kept = decisions[decisions["keep"]]
+    for n in (1, 2):
+        variant = out / f"market_layout_per_id_{n}"
+        record = json.loads((variant / "augmentation.json").read_text())
+        assert record["variant"] == f"per_id_{n}" and record["per_id"] == n and record["mode"] == "both"
+        mapping = pd.read_csv(variant / "mapping.csv")
+        generated = mapping[mapping["source"] == "generated"]
+        assert len(generated) == record["kept"] == (kept["slot"] < n).sum() > 0
+        assert (generated.groupby("pid").size() <= n).all()
+        assert (mapping["source"] == "real").sum() == len(load_market1501(market))  # the whole data set, once
+    if expected_tau.any():
+        mapping = pd.read_csv(out / "market_layout_tau_0.01" / "mapping.csv")
+        assert (mapping["source"] == "generated").sum() == expected_tau.sum()
+
+    runs_dir = tmp_path / "reid"
+    variants = [str(out / name) for name in folders]
+    assert main(["reid", "--augmented", *variants, "--preset", "tiny", "--iterations", "2", "--seeds", "0", "1",
+                 "--out", str(runs_dir)]) == 0
+    runs = pd.read_csv(runs_dir / "reid_runs.csv")
+    names = {"baseline", "posedive", "posedive_per_id_1", "posedive_per_id_2"} | (
+        {"posedive_tau_0.01"} if expected_tau.any() else set())
+    assert set(runs["setting"]) == names
+    per_id = pd.read_csv(runs_dir / "reid_sweep_per_id.csv")
+    assert per_id["per_id"].tolist() == [0, 1, 2, 3]
+    assert per_id["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive_per_id_2", "posedive"]
+    assert per_id["extra_images"].tolist() == [0, *[(kept["slot"] < n).sum() for n in (1, 2)], len(kept)]
+    mean = runs.groupby("setting")["mAP"].mean().round(2)
+    assert per_id.set_index("setting")["mAP"].to_dict() == mean[per_id["setting"]].to_dict()
+    assert (runs_dir / "reid_sweep_per_id.png").is_file()
+    assert (runs_dir / "reid_sweep_tau.csv").is_file() == expected_tau.any()
+    assert len(train) == runs.set_index("setting").loc["baseline", "train_images"].iloc[0]
+
+    assert main(["reid", "--augmented", str(out / "market_layout"), "--preset", "tiny", "--iterations", "2", "--seeds",
+                 "0", "1", "--out", str(runs_dir)]) == 0  # the sweep's runs reused, its stale files removed
+    assert not list(runs_dir.glob("reid_sweep_*"))
+    for argv, message in ((["--sweep-per-id", "3"], r"from 1 to per_id - 1 \(2\)"),
+                          (["--sweep-taus", "0.3", "0.3"], "distinct confidences in"),
+                          (["--sweep-taus", "1.5"], r"in \[0, 1\]"),
+                          (["--sweep-per-id", "1", "--no-export"], "which --no-export skips")):
+        with pytest.raises(SystemExit, match=message):
+            main(["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", str(generator_dir),
+                  "--out", str(tmp_path / "x"), "--per-id", "3", *argv])
+    assert not (tmp_path / "x").exists()

@@ -123,7 +123,8 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
 
 
 def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
-    """Notebook 08 with custom_split: the Cam split of the data set, then augmentation and Re-ID on that split."""
+    """Notebook 08 with custom_split: the Cam split of the data set, then augmentation and Re-ID on that split, with
+    the sweep over images per identity."""
     import importlib.util
 
     import pandas as pd
@@ -137,8 +138,8 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     out = tmp_path / "out"
     run_notebook(REAL_DATA_NOTEBOOK, out, {
         "dataset": "market1501", "data_root": str(smoke_market), "custom_split": "cam",
-        "split_options": {"half_width": 45, "gap": 0}, "start": STAGE1_WEIGHTS, "per_id": 1, "gallery_size": 4,
-        "sample_steps": 1, "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 2, "seeds": [0]})
+        "split_options": {"half_width": 45, "gap": 0}, "start": STAGE1_WEIGHTS, "per_id": 2, "gallery_size": 4,
+        "sample_steps": 1, "tau": 0.0, "sweep_per_id": [1], "reid_preset": "tiny", "reid_iterations": 2, "seeds": [0]})
     split = load_market1501(out / "split" / "market_layout")
     runs = pd.read_csv(out / "reid_runs.csv").set_index("setting")
     assert runs.loc["baseline", "train_images"] == (split["split"] == "train").sum()  # trained on the split
@@ -147,6 +148,9 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     assert (out / "split" / "split.png").is_file() and (out / "split" / "split.json").is_file()
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
     assert "Table 5, MSMT17-S Cam" in str(executed.cells[-1].outputs)
+    sweep = pd.read_csv(out / "reid_sweep_per_id.csv")
+    assert sweep["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive"] and sweep["per_id"].tolist() == [0, 1, 2]
+    assert (out / "augmentation" / "market_layout_per_id_1").is_dir() and "Sweep of per_id" in str(executed.cells)
 
 
 def test_real_data_notebook_settings_are_checked_before_any_training():
@@ -167,3 +171,8 @@ def test_real_data_notebook_settings_are_checked_before_any_training():
     for modes in ("both", [], ["both", "both"], ["both", "posee"]):
         with pytest.raises(ValueError, match="a list of distinct gallery modes"):
             check_real_data_run("msmt17", 0.6, "tiny", None, modes=modes)
+    check_real_data_run("msmt17", 0.6, "tiny", None, per_id=15, sweep_taus=[0.3, 0.9], sweep_per_id=[1, 5, 10])
+    for taus, counts, message in ((0.3, [], "a list of distinct confidences"), ([0.3, 1.2], [], "a list of distinct"),
+                                  ([], [5, 15], r"from 1 to per_id - 1 \(14\)"), ([], [2.5], "whole numbers")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            check_real_data_run("msmt17", 0.6, "tiny", None, per_id=15, sweep_taus=taus, sweep_per_id=counts)

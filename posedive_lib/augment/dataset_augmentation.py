@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,15 +34,22 @@ GENERATED_SUFFIX = "-posedive"  # the generated rows' data set name in the expor
 def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: str | os.PathLike,
                     out_dir: str | os.PathLike, mode: str = "both", config: AugmentConfig = AugmentConfig(),
                     gallery_size: int = 2048, thresholds: FilterThresholds = FilterThresholds(), export: bool = True,
-                    progress: bool = True) -> dict | None:
+                    progress: bool = True, sweep_taus: Sequence[float] = (), sweep_per_id: Sequence[int] = ()
+                    ) -> dict | None:
     """Augment ``dataset`` (a loader name, e.g. ``market1501``) at ``data_root`` with the saved generator.
 
     ``mode`` is a gallery mode: ``both`` (the paper's: external poses, uniform cameras) and ``viewpoint`` need
     nothing more; ``pose`` and ``in_domain`` draw viewpoints from the training set, whose viewpoints are first
     estimated with mediapipe (cached; images where no person is found are not used as references). Each process
-    samples on its device (a GPU in bf16 where it has one). Returns ``{"generated", "decisions", "kept", "export",
-    "gallery"}`` (manifests, the export folder and the condition gallery), or None on a process other than the main
-    one.
+    samples on its device (a GPU in bf16 where it has one).
+
+    ``sweep_taus`` and ``sweep_per_id`` export variants for the paper's supplementary sweeps (Figs. 4 and 2) from the
+    same images, with no new generation or pose estimation: ``market_layout_tau_<tau>/`` keeps the images that pass
+    with all three confidence thresholds at tau (epsilon_gen as in ``thresholds``), ``market_layout_per_id_<n>/`` the
+    kept images of the first ``n`` slots of each identity. A variant that keeps no image is not exported (warned).
+
+    Returns ``{"generated", "decisions", "kept", "export", "variants", "gallery"}`` (manifests, the export folder,
+    ``{variant: folder}`` and the condition gallery), or None on a process other than the main one.
     """
     from accelerate import PartialState
 
@@ -49,6 +57,7 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     from ..generator.model import PoseDiveGenerator, saved_generator, weights_digest
 
     data_root, out_dir = Path(data_root), Path(out_dir)
+    check_sweep(sweep_taus, sweep_per_id, config.per_id)
     # the generator first: a wrong folder is named before minutes of gallery rendering
     generator = PoseDiveGenerator.from_pretrained(saved_generator(generator_dir)).eval()
     manifest = load_split_aware(dataset, data_root)
@@ -76,18 +85,62 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         decisions.to_csv(tmp, index=False)
     kept = generated[decisions["keep"].to_numpy()]
     kept = kept.assign(dataset=kept["dataset"] + GENERATED_SUFFIX)
-    folder = None
+    folder, variants = None, {}
     if export:
-        from ..data.export import export_market_layout
+        record = {"mode": mode, "plan": plan, "per_id": config.per_id}
+        folder = _export(manifest, kept, data_root, out_dir, "market_layout", {**record, "thresholds": asdict(thresholds)})
+        sweep = _sweep_variants(generated, stats, kept, thresholds, config.per_id, sweep_taus, sweep_per_id)
+        for name, (rows, used, per_id) in sweep.items():
+            variants[name] = _export(manifest, rows, data_root, out_dir, f"market_layout_{name}",
+                                     {**record, "per_id": per_id, "thresholds": asdict(used), "variant": name})
+    return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "variants": variants,
+            "gallery": gallery}
 
-        folder = out_dir / "market_layout"
-        roots = {**{name: data_root for name in manifest["dataset"].unique()},
-                 **{name: out_dir / "generated" for name in kept["dataset"].unique()}}
-        combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
-        record = {"mode": mode, "plan": plan, "thresholds": asdict(thresholds), "kept": len(kept)}  # keys Re-ID runs
-        export_market_layout(combined, roots, folder, link=True, overwrite=True,
-                             extra_files={AUGMENTATION_RECORD: json.dumps(record, indent=1)})
-    return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "gallery": gallery}
+
+def check_sweep(taus: Sequence[float], per_id_counts: Sequence[int], per_id: int) -> None:
+    """Refuse sweep points that cannot be exported: a tau outside [0, 1], a count outside 1 .. per_id - 1, a repeat."""
+    def numbers(values, types) -> bool:
+        return isinstance(values, (list, tuple, np.ndarray)) and all(isinstance(v, types) and not isinstance(v, bool)
+                                                                     for v in values)
+
+    if not numbers(taus, (int, float, np.number)) or len(set(taus)) < len(taus) or not all(0 <= t <= 1 for t in taus):
+        raise ValueError(f"sweep taus must be a list of distinct confidences in [0, 1], got {taus!r}")
+    if not numbers(per_id_counts, (int, np.integer)) or len(set(per_id_counts)) < len(per_id_counts) or not all(
+            1 <= n < per_id for n in per_id_counts):
+        raise ValueError(f"sweep per-id counts must be distinct whole numbers from 1 to per_id - 1 ({per_id - 1}), got "
+                         f"{per_id_counts!r} (per_id itself is the main export)")
+
+
+def _sweep_variants(generated: pd.DataFrame, stats: pd.DataFrame, kept: pd.DataFrame, thresholds: FilterThresholds,
+                    per_id: int, taus: Sequence[float], per_id_counts: Sequence[int]) -> dict[str, tuple]:
+    """``{variant: (kept rows, thresholds, images per identity)}`` for each sweep point that keeps an image (the others
+    are warned of); a tau whose thresholds are the main export's is that export, not a variant."""
+    import warnings
+
+    variants = {}
+    for tau in taus:
+        used = replace(thresholds, tau_ref=tau, tau_tar=tau, tau_gen=tau)  # epsilon_gen and extra filters as given
+        if used != thresholds:
+            rows = generated[apply_thresholds(stats, used)["keep"].to_numpy()]
+            variants[f"tau_{tau:g}"] = (rows.assign(dataset=rows["dataset"] + GENERATED_SUFFIX), used, per_id)
+    for n in per_id_counts:
+        variants[f"per_id_{n}"] = (kept[kept["slot"] < n], thresholds, n)
+    empty = [name for name, (rows, _, _) in variants.items() if rows.empty]
+    if empty:
+        warnings.warn(f"the sweep points {empty} keep no generated image and are not exported", stacklevel=3)
+    return {name: variant for name, variant in variants.items() if name not in empty}
+
+
+def _export(manifest: pd.DataFrame, kept: pd.DataFrame, data_root: Path, out_dir: Path, name: str, record: dict) -> Path:
+    """The data set plus the ``kept`` generated rows as ``out_dir/name`` (Market-1501 layout, with ``record``)."""
+    from ..data.export import export_market_layout
+
+    roots = {**{dataset: data_root for dataset in manifest["dataset"].unique()},
+             **{dataset: out_dir / "generated" for dataset in kept["dataset"].unique()}}
+    combined = pd.concat([manifest, kept[manifest.columns.intersection(kept.columns)]], ignore_index=True)
+    export_market_layout(combined, roots, out_dir / name, link=True, overwrite=True,
+                         extra_files={AUGMENTATION_RECORD: json.dumps({**record, "kept": len(kept)}, indent=1)})
+    return out_dir / name
 
 
 def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd.DataFrame:

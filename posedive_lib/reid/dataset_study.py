@@ -16,6 +16,8 @@ from ..paths import config_key
 from .experiment import run_settings
 from .train import TrainConfig
 
+UNKEYED_RECORD_FIELDS = ("mode", "per_id")  # in augmentation.json, left out of the runs' keys (_data_key)
+
 
 def augmented_export(folder: str | os.PathLike) -> pd.DataFrame:
     """The manifest of an export written by ``cli augment`` (``market_layout/``), each row's ``source`` (real or
@@ -92,13 +94,36 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
                for name in settings}  # each setting's runs keyed by what it trains on (see _data_key)
     runs = run_settings({name: lambda rows=rows: rows.reset_index(drop=True) for name, rows in settings.items()},
                         test, roots, folders, seeds, config, progress)
-    return runs.assign(dataset=manifest["dataset"].iloc[0])
+    runs = runs.assign(dataset=manifest["dataset"].iloc[0], extra_images=runs["train_images"] - len(train))
+    return _with_records(runs, exports) if augmented is not None else runs
+
+
+def _with_records(runs: pd.DataFrame, exports: Mapping[str, Path]) -> pd.DataFrame:
+    """Each setting's ``mode``, sweep ``variant``, ``per_id`` and ``tau`` (all three confidence thresholds at tau, else
+    empty) from its export's ``augmentation.json``; the baseline has 0 generated images per identity."""
+    columns = {"baseline": {"per_id": 0}}
+    for name, folder in exports.items():
+        record = _record(folder)
+        thresholds = record.get("thresholds", {})
+        taus = {thresholds.get(k) for k in ("tau_ref", "tau_tar", "tau_gen")}
+        columns[name] = {"mode": record.get("mode"), "variant": record.get("variant"), "per_id": record.get("per_id"),
+                         "tau": taus.pop() if len(taus) == 1 else None}
+    table = pd.DataFrame.from_dict(columns, orient="index", columns=["mode", "variant", "per_id", "tau"])
+    return runs.join(table, on="setting")
+
+
+def _record(folder: Path) -> dict:
+    from ..augment.dataset_augmentation import AUGMENTATION_RECORD
+
+    record = folder / AUGMENTATION_RECORD
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike]
                   ) -> dict[str, Path]:
     """``{setting: export}``: exports named by the gallery mode in their ``augmentation.json`` (``both``, the paper's
-    full method, as ``posedive``; one export without a record too), or as given in a mapping. The same folder twice
+    full method, as ``posedive``; one export without a record too) and its sweep point (``posedive_tau_0.3``,
+    ``posedive_per_id_5``), or as given in a mapping. The same folder twice
     is refused (its runs would be trained twice into one folder)."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
 
@@ -110,14 +135,16 @@ def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | M
         exports = {}
         for folder in map(Path, augmented):
             _require_mapping(folder)
-            record = folder / AUGMENTATION_RECORD
-            mode = json.loads(record.read_text()).get("mode") if record.is_file() else None
+            record = _record(folder)
+            mode = record.get("mode")
             if mode is None and len(augmented) > 1:
                 raise ValueError(f"{folder} has no {AUGMENTATION_RECORD} naming its gallery mode: name it "
                                  "(NAME=FOLDER), or export it again with `cli augment`")
             name = "posedive" if mode in (None, "both") else mode
+            name += f"_{record['variant']}" if record.get("variant") else ""
             if name in exports:
-                raise ValueError(f"{exports[name]} and {folder} are both augmentations in mode {mode!r}: name them "
+                kind = f"in mode {mode!r}" + (f", sweep point {record['variant']}" if record.get("variant") else "")
+                raise ValueError(f"{exports[name]} and {folder} are both augmentations {kind}: name them "
                                  "(NAME=FOLDER) to compare them")
             exports[name] = folder
     folders = [folder.resolve() for folder in exports.values()]
@@ -159,16 +186,18 @@ def _data_key(root: Path, setting: str, export: bool) -> str:
         digest.update(_real_rows(root / MAPPING_FILE).to_csv(index=False).encode())
     else:
         digest.update((root / MAPPING_FILE).read_bytes())
-        if (root / AUGMENTATION_RECORD).is_file():  # hashed without its mode (the plan digest covers it), as first written
-            record = json.loads((root / AUGMENTATION_RECORD).read_text())
-            digest.update(json.dumps({k: v for k, v in record.items() if k != "mode"}, indent=1).encode())
+        if (root / AUGMENTATION_RECORD).is_file():  # hashed as first written, without its mode and per_id (the plan
+            record = _record(root)  # covers them); a sweep point's name is hashed: its images may be the main export's
+            digest.update(json.dumps({k: v for k, v in record.items() if k not in UNKEYED_RECORD_FIELDS},
+                                     indent=1).encode())
     return digest.hexdigest()[:10]
 
 
 def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFrame | None:
     """Write the runs of :func:`dataset_study` (``reid_runs.csv``, with an ``experiment`` column for the run's summary)
     and, when they hold augmented settings, the paired summary against the baseline (``reid_summary.csv``), its bars
-    (``reid.png``) and CMC curves (``reid_cmc.png``); returns the summary (None for a baseline alone)."""
+    (``reid.png``) and CMC curves (``reid_cmc.png``), and the sweeps over ``augment``'s variants (:func:`save_sweeps`);
+    returns the summary (None for a baseline alone)."""
     from ..analysis.world_figures import save_figure
     from .experiment import paired_summary, plot_cmc, plot_settings, write_table
 
@@ -178,9 +207,59 @@ def save_comparison(runs: pd.DataFrame, out_dir: str | os.PathLike) -> pd.DataFr
     if len(order) == 1:
         for name in ("reid_summary.csv", "reid.png", "reid_cmc.png"):  # an earlier comparison's, now stale
             (out_dir / name).unlink(missing_ok=True)
+        save_sweeps(runs, out_dir)  # none: removes an earlier comparison's
         return None
     summary = paired_summary(runs, "baseline").reindex(order)
     write_table(summary.reset_index(), out_dir / "reid_summary.csv")
     save_figure(plot_settings(runs, order), out_dir / "reid.png", close=True)
     save_figure(plot_cmc(runs, order), out_dir / "reid_cmc.png", close=True)
+    save_sweeps(runs, out_dir)
     return summary
+
+
+SWEEP_LABELS = {"per_id": "generated images per identity (0: baseline)",
+                "tau": "keypoint-confidence threshold tau (all three)"}
+
+
+def sweep_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The paper's supplementary sweeps from runs of :func:`dataset_study` over sweep variants (``augment``'s
+    ``sweep_per_id`` and ``sweep_taus``): per gallery mode with variants, mean and std over seeds of mAP and R1 per
+    number of generated images per identity (``per_id``, the baseline at 0; supplementary Fig. 2) and per filter
+    threshold (``tau``; Fig. 4), each with its mode's main export; keyed ``per_id`` / ``tau`` for mode ``both``,
+    ``per_id_<mode>`` / ``tau_<mode>`` for another."""
+    from .experiment import sweep_table
+
+    if "variant" not in runs or runs["variant"].isna().all():
+        return {}
+    tables = {}
+    for mode, rows in runs[runs["mode"].notna()].groupby("mode"):
+        main = rows[rows["variant"].isna()]
+        for parameter in SWEEP_LABELS:
+            swept = rows[rows["variant"].fillna("").str.startswith(f"{parameter}_")]
+            if swept.empty:
+                continue
+            members = pd.concat([runs[runs["setting"] == "baseline"] if parameter == "per_id" else None, main, swept])
+            members = members.dropna(subset=[parameter])
+            points = dict(zip(members["setting"], members[parameter].astype(float if parameter == "tau" else int)))
+            tables[parameter if mode == "both" else f"{parameter}_{mode}"] = sweep_table(members, points, parameter)
+    return tables
+
+
+def save_sweeps(runs: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Write each of :func:`sweep_tables` as ``reid_sweep_<key>.csv`` and its plot (``.png``; the tau plot with the
+    baseline as a dashed line); an earlier run's sweep files that these runs no longer hold are removed."""
+    from ..analysis.world_figures import save_figure
+    from .experiment import plot_sweep, write_table
+
+    tables = sweep_tables(runs)
+    baseline = runs.loc[runs["setting"] == "baseline", ["mAP", "R1"]].mean()
+    for key, table in tables.items():
+        parameter = table.columns[0]  # sweep_table's first column: the swept parameter
+        write_table(table.reset_index(), out_dir / f"reid_sweep_{key}.csv")
+        save_figure(plot_sweep(table, parameter, xlabel=SWEEP_LABELS[parameter],
+                               baseline=baseline if parameter == "tau" else None), out_dir / f"reid_sweep_{key}.png",
+                    close=True)
+    for stale in out_dir.glob("reid_sweep_*"):
+        if stale.stem.removeprefix("reid_sweep_") not in tables:
+            stale.unlink()
+    return tables

@@ -159,9 +159,18 @@ def plot_cmc(results: pd.DataFrame, order: Sequence[str]):
     return fig
 
 
+def sweep_table(runs: pd.DataFrame, points: dict[str, float], parameter: str) -> pd.DataFrame:
+    """Mean and std of mAP and R1 per sweep point (``points``: setting -> parameter value), sorted by value."""
+    rows = runs[runs["setting"].isin(points)]
+    table = rows.groupby("setting").agg(mAP=("mAP", "mean"), mAP_std=("mAP", "std"), R1=("R1", "mean"),
+                                        R1_std=("R1", "std"), extra_images=("extra_images", "first"))
+    table.insert(0, parameter, pd.Series(points))
+    return table.sort_values(parameter).round(2)
+
+
 def plot_sweep(table: pd.DataFrame, parameter: str, metrics: Sequence[str] = ("mAP", "R1"), xlabel: str | None = None,
                baseline: Mapping[str, float] | None = None):
-    """Mean +- std over seeds of each metric against a swept ``parameter`` (a :func:`~posedive_lib.studies.sweep_table`),
+    """Mean +- std over seeds of each metric against a swept ``parameter`` (a :func:`sweep_table`),
     with the ``baseline``'s value of each metric as a dashed line when given."""
     from ..analysis.world_figures import headless_pyplot
 
