@@ -243,7 +243,7 @@ def split_real_dataset(dataset: str, data_root: Path, kind: str, out: Path, seed
 def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out: Path, mode: str = "both",
                          per_id: int = 15, gallery_size: int = 2048, steps: int = 20, guidance: float = 3.5,
                          batch: int = 16, seed: int = 0, tau: float = 0.6, export: bool = True,
-                         sweep_taus: list[float] = (), sweep_per_id: list[int] = ()) -> dict | None:
+                         sweep_taus: tuple[float, ...] = (), sweep_per_id: tuple[int, ...] = ()) -> dict | None:
     """Generate, filter and export the Pose-dIVE augmentation of a real data set (``augment.dataset_augmentation``),
     with an export per sweep point."""
     from .augment.dataset_augmentation import AUGMENTATION_RECORD, augment_dataset
@@ -264,6 +264,8 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
         for name, folder in result["variants"].items():
             kept = json.loads((folder / AUGMENTATION_RECORD).read_text())["kept"]
             print(f"wrote {folder}: sweep point {name}, {kept} generated images")
+        if tau in sweep_taus:
+            print(f"sweep point tau {tau:g} is the main export's threshold: {result['export']}")
     return result
 
 
@@ -271,7 +273,9 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
                     data_root: Path | None = None, augmented=None, pretrained: str | None = None,
                     iterations: int | None = None):
     """Re-ID baseline (and + Pose-dIVE, given one or more exports of ``augment``) on a real data set, paired seeds."""
-    from .reid.dataset_study import dataset_study, save_comparison, sweep_tables
+    import pandas as pd
+
+    from .reid.dataset_study import dataset_study, save_comparison
     from .reid.train import preset_config
 
     runs = dataset_study(preset_config(preset, pretrained, iterations), seeds, out, dataset, data_root, augmented)
@@ -279,9 +283,11 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
     print(runs[["setting", "seed", "mAP", "R1", "R5", "R10", "train_images"]].to_string(index=False))
     if summary is not None:
         print(summary.to_string())
-    for key, table in sweep_tables(runs).items():
-        print(f"sweep {key} (reid_sweep_{key}.csv and .png):\n{table.to_string()}")
-    print(f"wrote {out / 'reid_runs.csv'}" + (", reid_summary.csv, reid.png and reid_cmc.png" if summary is not None else ""))
+    sweeps = sorted(out.glob("reid_sweep_*.csv"))  # written by save_comparison, for these runs
+    for sweep in sweeps:
+        print(f"{sweep.stem}:\n{pd.read_csv(sweep).to_string(index=False)}")
+    print(f"wrote {out / 'reid_runs.csv'}" + (", reid_summary.csv, reid.png and reid_cmc.png" if summary is not None else "")
+          + "".join(f", {sweep.name} and .png" for sweep in sweeps))
     return runs
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -262,18 +263,24 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
     from posedive_lib.augment.filtering import apply_thresholds
     from posedive_lib.paths import STAGE1_WEIGHTS
 
-    train = load_market1501(market).query("split == 'train'")
     out = tmp_path / "aug"
-    with pytest.warns(UserWarning, match=r"sweep points \['tau_1'\] keep no generated image"):  # stage 1 draws people
-        assert main(["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", STAGE1_WEIGHTS,
-                     "--out", str(out), "--per-id", "3", "--steps", "1", "--gallery-size", "4", "--tau", "0",
-                     "--sweep-taus", "0", "0.01", "1", "--sweep-per-id", "1", "2"]) == 0
+    config = AugmentConfig(per_id=3, steps=1)  # the CLI's below, whose images it makes (stage 1 draws people)
+    first = augment_dataset("market1501", market, STAGE1_WEIGHTS, out, config=config, gallery_size=4,
+                            thresholds=FilterThresholds.at(0.0), progress=False, sweep_per_id=[2])
+    confidence = first["decisions"][["kp_ref_min", "kp_target_mean", "kp_gen_mean"]].min(axis=1)[first["decisions"]["keep"]]
+    tau = float(np.floor(confidence.max() * 100) / 100)  # a threshold that keeps some images and drops others
+    assert 0 < tau and 0 < apply_thresholds(first["decisions"], FilterThresholds.at(tau))["keep"].sum() < len(first["kept"])
+    (out / "market_layout_per_id_7").mkdir()  # as if left by an earlier run
+    argv = ["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", STAGE1_WEIGHTS,
+            "--out", str(out), "--per-id", "3", "--steps", "1", "--gallery-size", "4", "--tau", "0"]
+    with pytest.warns(UserWarning, match=r"sweep points \['tau_1'\] keep no generated image"):
+        assert main([*argv, "--sweep-taus", "0", str(tau), "1", "--sweep-per-id", "1", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "sweep point per_id_1" in printed and "sweep point tau 0 is the main export's threshold" in printed
     decisions = pd.read_csv(out / "filter_decisions.csv")
-    assert "sweep point per_id_1" in capsys.readouterr().out
+    assert decisions["path"].tolist() == first["decisions"]["path"].tolist()  # the same images
     folders = sorted(p.name for p in out.glob("market_layout*"))
-    expected_tau = apply_thresholds(decisions, FilterThresholds.at(0.01))["keep"]  # tau 0 is the main export
-    assert folders == ["market_layout", "market_layout_per_id_1", "market_layout_per_id_2"] + (
-        ["market_layout_tau_0.01"] if expected_tau.any() else [])
+    assert folders == ["market_layout", "market_layout_per_id_1", "market_layout_per_id_2", f"market_layout_tau_{tau:g}"]
     kept = decisions[decisions["keep"]]
     for n in (1, 2):
         variant = out / f"market_layout_per_id_{n}"
@@ -284,36 +291,39 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
         assert len(generated) == record["kept"] == (kept["slot"] < n).sum() > 0
         assert (generated.groupby("pid").size() <= n).all()
         assert (mapping["source"] == "real").sum() == len(load_market1501(market))  # the whole data set, once
-    if expected_tau.any():
-        mapping = pd.read_csv(out / "market_layout_tau_0.01" / "mapping.csv")
-        assert (mapping["source"] == "generated").sum() == expected_tau.sum()
+    expected_tau = apply_thresholds(decisions, FilterThresholds.at(tau))
+    mapping = pd.read_csv(out / f"market_layout_tau_{tau:g}" / "mapping.csv")
+    assert sorted(mapping.loc[mapping["source"] == "generated", "path"]) == sorted(expected_tau.loc[expected_tau["keep"], "path"])
 
     runs_dir = tmp_path / "reid"
-    variants = [str(out / name) for name in folders]
-    assert main(["reid", "--augmented", *variants, "--preset", "tiny", "--iterations", "2", "--seeds", "0", "1",
-                 "--out", str(runs_dir)]) == 0
+    reid = ["--preset", "tiny", "--iterations", "2", "--seeds", "0", "1", "--out", str(runs_dir)]
+    assert main(["reid", "--augmented", *[str(out / name) for name in folders], *reid]) == 0
     runs = pd.read_csv(runs_dir / "reid_runs.csv")
-    names = {"baseline", "posedive", "posedive_per_id_1", "posedive_per_id_2"} | (
-        {"posedive_tau_0.01"} if expected_tau.any() else set())
-    assert set(runs["setting"]) == names
+    assert set(runs["setting"]) == {"baseline", "posedive", "posedive_per_id_1", "posedive_per_id_2", f"posedive_tau_{tau:g}"}
     per_id = pd.read_csv(runs_dir / "reid_sweep_per_id.csv")
     assert per_id["per_id"].tolist() == [0, 1, 2, 3]
     assert per_id["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive_per_id_2", "posedive"]
     assert per_id["extra_images"].tolist() == [0, *[(kept["slot"] < n).sum() for n in (1, 2)], len(kept)]
     mean = runs.groupby("setting")["mAP"].mean().round(2)
     assert per_id.set_index("setting")["mAP"].to_dict() == mean[per_id["setting"]].to_dict()
-    assert (runs_dir / "reid_sweep_per_id.png").is_file()
-    assert (runs_dir / "reid_sweep_tau.csv").is_file() == expected_tau.any()
-    assert len(train) == runs.set_index("setting").loc["baseline", "train_images"].iloc[0]
+    taus = pd.read_csv(runs_dir / "reid_sweep_tau.csv")
+    assert taus["tau"].tolist() == [0, tau] and taus["extra_images"].tolist() == [len(kept), expected_tau["keep"].sum()]
+    assert (runs_dir / "reid_sweep_per_id.png").is_file() and (runs_dir / "reid_sweep_tau.png").is_file()
+    assert "reid_sweep_tau:" in capsys.readouterr().out
 
-    assert main(["reid", "--augmented", str(out / "market_layout"), "--preset", "tiny", "--iterations", "2", "--seeds",
-                 "0", "1", "--out", str(runs_dir)]) == 0  # the sweep's runs reused, its stale files removed
+    assert main(["reid", "--augmented", str(out / "market_layout"), *reid]) == 0  # runs reused, stale sweeps removed
     assert not list(runs_dir.glob("reid_sweep_*"))
-    for argv, message in ((["--sweep-per-id", "3"], r"from 1 to per_id - 1 \(2\)"),
-                          (["--sweep-taus", "0.3", "0.3"], "distinct confidences in"),
-                          (["--sweep-taus", "1.5"], r"in \[0, 1\]"),
-                          (["--sweep-per-id", "1", "--no-export"], "which --no-export skips")):
+    other = augment_dataset("market1501", market, STAGE1_WEIGHTS, tmp_path / "aug1", config=replace(config, seed=1),
+                            gallery_size=4, thresholds=FilterThresholds.at(0.0), progress=False, sweep_per_id=[1])
+    with pytest.warns(UserWarning, match="'both' exports come from 2 augmentations"):  # never one curve of two
+        assert main(["reid", "--augmented", f"a={out / 'market_layout'}", f"b={other['variants']['per_id_1']}", *reid]) == 0
+    assert not list(runs_dir.glob("reid_sweep_*"))
+    for extra, message in ((["--sweep-per-id", "3"], r"from 1 to per_id - 1 \(2\)"),
+                           (["--sweep-taus", "0.3", "0.3"], "distinct confidences in"),
+                           (["--sweep-taus", "1.5"], r"in \[0, 1\]"),
+                           (["--sweep-per-id", "1", "--no-export"], "which --no-export skips")):
         with pytest.raises(SystemExit, match=message):
-            main(["augment", "--dataset", "market1501", "--data-root", str(market), "--generator", str(generator_dir),
-                  "--out", str(tmp_path / "x"), "--per-id", "3", *argv])
+            main([*argv[:8], str(tmp_path / "x"), *argv[9:], *extra])
+    with pytest.raises(SystemExit, match="needs per_id of at least 2"):
+        main([*argv[:8], str(tmp_path / "x"), "--per-id", "1", "--sweep-per-id", "1"])
     assert not (tmp_path / "x").exists()

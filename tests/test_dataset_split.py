@@ -92,7 +92,7 @@ def test_annotation_resumes_at_the_chunk_it_stopped_in(tmp_path, monkeypatch):
 
 
 @needs_mediapipe
-def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path):
+def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="have no person found by mediapipe"):
         result = split_dataset("market", market, "cam", tmp_path / "split", half_width=45, gap=0, progress=False)
     split, definition = result["split"], load_split(tmp_path / "split" / "split.json")
@@ -117,6 +117,13 @@ def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path):
     expected = split.set_index("path").loc[rows["path"].map(by_file), "azimuth"].to_numpy()
     assert known["path"].tolist() == rows["path"].tolist() and np.allclose(known["azimuth"], expected)
     assert known["kp_found"].all() and split_annotations(rows, market) is None  # the data set itself: estimate
+    import posedive_lib.augment.keypoints as keypoints
+
+    def no_estimation(*args, **kwargs):
+        raise AssertionError("a split's export was estimated again")
+
+    monkeypatch.setattr(keypoints, "PoseEstimator", no_estimation)  # e.g. notebook 01 on the split's export
+    pd.testing.assert_frame_equal(keypoints.annotated(rows, result["export"], progress=False), known)
 
 
 @needs_mediapipe
@@ -134,6 +141,11 @@ def test_cli_splits_and_refuses_impossible_options_before_reading_images(market,
     assert sizes.to_dict() == load_market1501(out / "market_layout").groupby("split").size().to_dict()
     with pytest.raises(SystemExit, match="lies in the data set's folder .* only read"):
         main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "cam", "--out", str(market / "s")])
+    stamp = (out / "split.json").stat().st_mtime_ns
+    with pytest.raises(SystemExit, match="would replace .*market_layout, the data set it reads"):  # at once, not after
+        main(["split", "--dataset", "market1501", "--data-root", str(out / "market_layout"), "--kind", "cam",  # annotating
+              "--out", str(out)])
+    assert (out / "split.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match=r"unknown split option\(s\) \['seed'\]; use \['test_fraction'"):
         check_split_options("cam", seed=1)  # e.g. notebook 08's split_options: the seed comes from its seeds
     with pytest.raises(ValueError, match="whole number of clusters"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +29,7 @@ from .filtering import FilterThresholds, apply_thresholds, cached_keypoint_stati
 from .generate import AugmentConfig, augment
 
 AUGMENTATION_RECORD = "augmentation.json"  # in the export: the plan and thresholds that made it
+SWEEP_PREFIX = "market_layout_"  # + a sweep point's name (tau_0.3, per_id_5): its export beside market_layout/
 GENERATED_SUFFIX = "-posedive"  # the generated rows' data set name in the export (their folder differs)
 
 
@@ -46,7 +48,8 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     ``sweep_taus`` and ``sweep_per_id`` export variants for the paper's supplementary sweeps (Figs. 4 and 2) from the
     same images, with no new generation or pose estimation: ``market_layout_tau_<tau>/`` keeps the images that pass
     with all three confidence thresholds at tau (epsilon_gen as in ``thresholds``), ``market_layout_per_id_<n>/`` the
-    kept images of the first ``n`` slots of each identity. A variant that keeps no image is not exported (warned).
+    kept images of the first ``n`` slots of each identity. A variant that keeps no image is not exported (warned), a
+    tau at the main export's thresholds is the main export, and sweep exports of an earlier run are removed.
 
     Returns ``{"generated", "decisions", "kept", "export", "variants", "gallery"}`` (manifests, the export folder,
     ``{variant: folder}`` and the condition gallery), or None on a process other than the main one.
@@ -58,6 +61,8 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
 
     data_root, out_dir = Path(data_root), Path(out_dir)
     check_sweep(sweep_taus, sweep_per_id, config.per_id)
+    if (sweep_taus or sweep_per_id) and not export:
+        raise ValueError("sweep_taus and sweep_per_id make exports, which export=False skips: drop one or the other")
     # the generator first: a wrong folder is named before minutes of gallery rendering
     generator = PoseDiveGenerator.from_pretrained(saved_generator(generator_dir)).eval()
     manifest = load_split_aware(dataset, data_root)
@@ -91,24 +96,36 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
         folder = _export(manifest, kept, data_root, out_dir, "market_layout", {**record, "thresholds": asdict(thresholds)})
         sweep = _sweep_variants(generated, stats, kept, thresholds, config.per_id, sweep_taus, sweep_per_id)
         for name, (rows, used, per_id) in sweep.items():
-            variants[name] = _export(manifest, rows, data_root, out_dir, f"market_layout_{name}",
+            variants[name] = _export(manifest, rows, data_root, out_dir, f"{SWEEP_PREFIX}{name}",
                                      {**record, "per_id": per_id, "thresholds": asdict(used), "variant": name})
+        for stale in set(out_dir.glob(f"{SWEEP_PREFIX}*")) - set(variants.values()):  # an earlier run's sweep points:
+            shutil.rmtree(stale)  # made with other thresholds or images, they would mix into this run's sweeps
     return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "variants": variants,
             "gallery": gallery}
 
 
 def check_sweep(taus: Sequence[float], per_id_counts: Sequence[int], per_id: int) -> None:
-    """Refuse sweep points that cannot be exported: a tau outside [0, 1], a count outside 1 .. per_id - 1, a repeat."""
+    """Refuse sweep points that cannot be exported: a tau outside [0, 1], a count outside 1 .. per_id - 1, a repeat
+    (two taus that name one folder included)."""
     def numbers(values, types) -> bool:
         return isinstance(values, (list, tuple, np.ndarray)) and all(isinstance(v, types) and not isinstance(v, bool)
                                                                      for v in values)
 
-    if not numbers(taus, (int, float, np.number)) or len(set(taus)) < len(taus) or not all(0 <= t <= 1 for t in taus):
+    if (not numbers(taus, (int, float, np.number)) or len({tau_name(t) for t in taus}) < len(taus)
+            or not all(0 <= t <= 1 for t in taus)):
         raise ValueError(f"sweep taus must be a list of distinct confidences in [0, 1], got {taus!r}")
+    if per_id_counts and per_id < 2:
+        raise ValueError(f"a sweep of images per identity needs per_id of at least 2 (got {per_id}): its points are "
+                         "counts below per_id")
     if not numbers(per_id_counts, (int, np.integer)) or len(set(per_id_counts)) < len(per_id_counts) or not all(
             1 <= n < per_id for n in per_id_counts):
         raise ValueError(f"sweep per-id counts must be distinct whole numbers from 1 to per_id - 1 ({per_id - 1}), got "
                          f"{per_id_counts!r} (per_id itself is the main export)")
+
+
+def tau_name(tau: float) -> str:
+    """A tau sweep point's name (its export is ``market_layout_<name>``), e.g. ``tau_0.3``."""
+    return f"tau_{float(tau):g}"
 
 
 def _sweep_variants(generated: pd.DataFrame, stats: pd.DataFrame, kept: pd.DataFrame, thresholds: FilterThresholds,
@@ -118,12 +135,12 @@ def _sweep_variants(generated: pd.DataFrame, stats: pd.DataFrame, kept: pd.DataF
     import warnings
 
     variants = {}
-    for tau in taus:
+    for tau in map(float, taus):  # plain numbers: they go into JSON records
         used = replace(thresholds, tau_ref=tau, tau_tar=tau, tau_gen=tau)  # epsilon_gen and extra filters as given
         if used != thresholds:
             rows = generated[apply_thresholds(stats, used)["keep"].to_numpy()]
-            variants[f"tau_{tau:g}"] = (rows.assign(dataset=rows["dataset"] + GENERATED_SUFFIX), used, per_id)
-    for n in per_id_counts:
+            variants[tau_name(tau)] = (rows.assign(dataset=rows["dataset"] + GENERATED_SUFFIX), used, per_id)
+    for n in map(int, per_id_counts):
         variants[f"per_id_{n}"] = (kept[kept["slot"] < n], thresholds, n)
     empty = [name for name, (rows, _, _) in variants.items() if rows.empty]
     if empty:
@@ -147,11 +164,9 @@ def _with_viewpoints(train: pd.DataFrame, data_root: Path, progress: bool) -> pd
     """The training rows where mediapipe finds a person, with its viewpoint estimate (cached); warns about the rest."""
     import warnings
 
-    from ..data.dataset_split import split_annotations
     from .keypoints import annotated
 
-    found = split_annotations(train, data_root)  # a split's export: estimated when it was made
-    found = annotated(train, data_root, progress) if found is None else found
+    found = annotated(train, data_root, progress)  # a split's export: as estimated when it was made
     found = found[found["kp_found"].astype(bool)].reset_index(drop=True)
     if found.empty:
         raise ValueError(f"mediapipe found no person in the {len(train)} training images of {data_root}, so their "

@@ -118,16 +118,22 @@ def annotated(manifest: pd.DataFrame, root: str | os.PathLike, progress: bool = 
     """``manifest`` with its images' keypoints, viewpoints and ``kp_found`` (:func:`annotate_manifest`, fresh
     estimator), cached per chunk of ``chunk`` images, keyed by the root and each image's path, size and modification
     time, so a long annotation (MSMT17: about an hour on two CPU cores) resumes where it stopped and a file replaced
-    under the same name is annotated again. Returns the rows in ``manifest``'s order with a fresh index."""
+    under the same name is annotated again. A split's export (``cli split``) reads the estimates that made the split
+    (:func:`~posedive_lib.data.dataset_split.split_annotations`) instead. Returns the rows in ``manifest``'s order with
+    a fresh index."""
     import hashlib
 
     from tqdm.auto import tqdm
 
+    from ..data.dataset_split import split_annotations
     from ..paths import atomic_output, cache_dir
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} not found: pass the data set's root folder")
+    estimated = split_annotations(manifest, root)
+    if estimated is not None:
+        return estimated
     rows = manifest.drop(columns=[c for c in ANNOTATION_COLUMNS if c in manifest]).reset_index(drop=True)
     folder = Path(cache or cache_dir() / "annotations")
     parts, estimator = [], None

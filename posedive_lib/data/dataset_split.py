@@ -43,6 +43,9 @@ def split_dataset(dataset: str, data_root: str | os.PathLike, kind: str, out_dir
     if out_dir.resolve().is_relative_to(data_root.resolve()):
         raise ValueError(f"the split's folder {out_dir} lies in the data set's folder {data_root}, which is only read: "
                          "give an --out outside it")
+    if data_root.resolve().is_relative_to((out_dir / EXPORT_FOLDER).resolve()):  # re-splitting a split in its place
+        raise ValueError(f"the split would replace {out_dir / EXPORT_FOLDER}, the data set it reads ({data_root}): give "
+                         "another --out")
     manifest = load_dataset(dataset, data_root)
     name = manifest["dataset"].iloc[0]
     pool = annotated(pooled_identities(manifest), data_root, progress)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -99,16 +100,17 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
 
 
 def _with_records(runs: pd.DataFrame, exports: Mapping[str, Path]) -> pd.DataFrame:
-    """Each setting's ``mode``, sweep ``variant``, ``per_id`` and ``tau`` (all three confidence thresholds at tau, else
-    empty) from its export's ``augmentation.json``; the baseline has 0 generated images per identity."""
+    """Each setting's ``mode``, sweep ``variant``, ``per_id``, ``tau`` (all three confidence thresholds at tau, else
+    empty) and generation ``plan`` from its export's ``augmentation.json``; the baseline has 0 generated images per
+    identity."""
     columns = {"baseline": {"per_id": 0}}
     for name, folder in exports.items():
         record = _record(folder)
         thresholds = record.get("thresholds", {})
         taus = {thresholds.get(k) for k in ("tau_ref", "tau_tar", "tau_gen")}
         columns[name] = {"mode": record.get("mode"), "variant": record.get("variant"), "per_id": record.get("per_id"),
-                         "tau": taus.pop() if len(taus) == 1 else None}
-    table = pd.DataFrame.from_dict(columns, orient="index", columns=["mode", "variant", "per_id", "tau"])
+                         "tau": taus.pop() if len(taus) == 1 else None, "plan": record.get("plan")}
+    table = pd.DataFrame.from_dict(columns, orient="index", columns=["mode", "variant", "per_id", "tau", "plan"])
     return runs.join(table, on="setting")
 
 
@@ -233,6 +235,10 @@ def sweep_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return {}
     tables = {}
     for mode, rows in runs[runs["mode"].notna()].groupby("mode"):
+        if rows["plan"].nunique() > 1 and rows["variant"].notna().any():
+            warnings.warn(f"the {mode!r} exports come from {rows['plan'].nunique()} augmentations (other images): no "
+                          "sweep is drawn for that mode; compare the exports of one `augment` run", stacklevel=2)
+            continue
         main = rows[rows["variant"].isna()]
         for parameter in SWEEP_LABELS:
             swept = rows[rows["variant"].fillna("").str.startswith(f"{parameter}_")]
