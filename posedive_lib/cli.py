@@ -269,6 +269,19 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
     return result
 
 
+def quantity_control(augmented: Path, mars_root: Path, out: Path, seed: int = 0) -> dict:
+    """The paper's Table 3 exports (diversity vs quantity at equal size) from a Market-1501 augmentation and MARS."""
+    from .data.quantity_control import quantity_exports
+
+    result = quantity_exports(augmented, mars_root, out, seed)
+    counts = result["counts"]
+    print(f"{len(counts)} people of the training split are in MARS: {counts['real'].sum()} real images, + "
+          f"{counts['generated'].sum()} Pose-dIVE images ({result['diversity']}) or + {counts['mars'].sum()} MARS frames "
+          f"({result['quantity']})")
+    print(f"next: python -m posedive_lib.cli reid --augmented {result['diversity']} {result['quantity']} --out ...")
+    return result
+
+
 def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: str | None = None,
                     data_root: Path | None = None, augmented=None, pretrained: str | None = None,
                     iterations: int | None = None):
@@ -522,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="also export the images kept at each tau (market_layout_tau_<tau>/; the supplementary Fig. 4)")
     aug_p.add_argument("--sweep-per-id", type=int, nargs="+", default=[], metavar="N",
                        help="also export the kept images of N slots per identity (market_layout_per_id_<N>/; Fig. 2)")
+    quantity_p = sub.add_parser("quantity", help="the paper's Table 3 exports: + Pose-dIVE vs + as many MARS frames")
+    quantity_p.add_argument("--augmented", type=Path, required=True,
+                            help="the market_layout/ of `augment` on Market-1501")
+    quantity_p.add_argument("--mars-root", type=Path, required=True, help="the MARS folder (bbox_train/; only read)")
+    quantity_p.add_argument("--out", type=Path, required=True, help="output folder (diversity/ and quantity/)")
+    quantity_p.add_argument("--seed", type=int, default=0, help="draws the MARS frames")
     reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
     reid_p.add_argument("--augmented", nargs="+", default=None, metavar="[NAME=]FOLDER",
                         help="the market_layout/ folder that `augment` wrote, or several; settings are named by the "
@@ -572,6 +591,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         augment_real_dataset(args.dataset, args.data_root, args.generator, args.out, args.mode, args.per_id,
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
                              not args.no_export, args.sweep_taus, args.sweep_per_id)
+    elif args.command == "quantity":
+        quantity_control(args.augmented, args.mars_root, args.out, args.seed)
     elif args.command == "reid":
         reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, _augmented(args.augmented),
                         args.pretrained,

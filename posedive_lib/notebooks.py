@@ -58,10 +58,10 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
 def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None,
                         reid_iterations: int | None = None, per_id: int = 15, sample_steps: int = 20,
                         gallery_size: int = 2048, custom_split: str | None = None, split_options: dict | None = None,
-                        modes=("both",), sweep_taus=(), sweep_per_id=()) -> None:
+                        modes=("both",), sweep_taus=(), sweep_per_id=(), mars_root=None) -> None:
     """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
-    custom split, the gallery modes, the filter threshold and its sweeps, the sampler and gallery, the Re-ID preset,
-    its length and its backbone weights."""
+    custom split, the gallery modes, the filter threshold and its sweeps, MARS for Table 3, the sampler and gallery,
+    the Re-ID preset, its length and its backbone weights."""
     from .augment.condition_gallery import MODES
     from .augment.dataset_augmentation import check_sweep
     from .augment.filtering import FilterThresholds
@@ -83,6 +83,13 @@ def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrai
     FilterThresholds.at(tau)
     AugmentConfig(per_id=per_id, steps=sample_steps)
     check_sweep(sweep_taus, sweep_per_id, per_id)
+    if mars_root is not None:
+        if canonical_name(dataset) != "market1501" or custom_split is not None or "both" not in modes:
+            raise ValueError("mars_root (the paper's Table 3) goes with dataset market1501, its own split (custom_split "
+                             "None) and mode 'both' in modes: MARS holds more frames of Market-1501's people")
+        from .data.real_datasets import MARS_LAYOUT, MARS_TRAIN, check_before_run
+
+        check_before_run(mars_root, [MARS_TRAIN], layout=MARS_LAYOUT)
     if gallery_size < 1 or (reid_iterations is not None and reid_iterations < 1):
         raise ValueError(f"gallery_size and reid_iterations must be at least 1, got {gallery_size} and {reid_iterations}")
     preset_config(reid_preset, reid_pretrained, reid_iterations)

@@ -126,3 +126,25 @@ def smpl_file(tmp_path_factory):
     with open(path, "wb") as f:
         pickle.dump(arrays, f)
     return path, joints
+
+
+@pytest.fixture(scope="session")
+def write_mars():
+    """``(root, market, pids) -> root``: a MARS folder holding, for each of ``pids``, that person's training images of
+    the Market-1501 folder ``market`` as one tracklet (``bbox_train/<pid>/<pid>C<camera>T0001F<frame>.jpg``)."""
+    import shutil
+
+    from posedive_lib.data.real_datasets import load_market1501
+
+    def write(root, market, pids):
+        train = load_market1501(market).query("split == 'train'")
+        (root / "bbox_train").mkdir(parents=True, exist_ok=True)
+        for pid in pids:
+            rows = train[train["pid"] == pid]
+            folder = root / "bbox_train" / f"{pid:04d}"
+            folder.mkdir()
+            for frame, (path, camid) in enumerate(zip(rows["path"], rows["camid"]), start=1):
+                shutil.copy(market / path, folder / f"{pid:04d}C{camid}T0001F{frame:03d}.jpg")
+        return root
+
+    return write

@@ -80,8 +80,9 @@ def test_bias_notebook_annotates_a_real_data_set_in_market_layout(tmp_path):
         assert coverage.loc["augmentation", column] > coverage.loc["train", column]
 
 
-def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
-    """Notebook 08 on a Market-1501 folder and a frames folder made of the smoke world, the committed stage 1."""
+def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars):
+    """Notebook 08 on a Market-1501 folder, a frames folder and a MARS folder made of the smoke world, the committed
+    stage 1."""
     import pandas as pd
 
     from posedive_lib.data.export import export_market_layout
@@ -101,14 +102,18 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
     for pid in train["pid"].unique():
         rows = (train["pid"] == pid).to_numpy()
         write_clip(tmp_path / "frames", f"{pid:04d}", images[rows], {k: maps[k][rows] for k in ("depth", "normal", "skeleton")})
+    market_pids = sorted(world.subset("train")["pid"].unique())
+    mars = write_mars(tmp_path / "mars", tmp_path / "market", market_pids[:-1])  # MARS lacks one person
     out = tmp_path / "out"
     run_notebook(REAL_DATA_NOTEBOOK, out, {
         "dataset": "market1501", "data_root": str(tmp_path / "market"), "frames_root": str(tmp_path / "frames"),
         "start": STAGE1_WEIGHTS, "stage2_steps": 2, "stage2_batch": 2, "per_id": 1, "gallery_size": 4, "sample_steps": 1,
-        "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1], "modes": ["both", "viewpoint"]})
+        "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1], "modes": ["both", "viewpoint"],
+        "mars_root": str(mars)})
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
-    assert "The paper's reported numbers (Tables 1 and 6" in str(executed.cells[-1].outputs)
-    assert "The paper's reported numbers (Table 2, pose and viewpoint" in str(executed.cells[-1].outputs)
+    tables = next(c for c in executed.cells if c.get("id") == "cell-13")
+    assert "The paper's reported numbers (Tables 1 and 6" in str(tables.outputs)
+    assert "The paper's reported numbers (Table 2, pose and viewpoint" in str(tables.outputs)
     assert (out / "stage2" / "generator" / "generator.json").is_file()
     runs = pd.read_csv(out / "reid_runs.csv")
     assert sorted(set(runs["setting"])) == ["baseline", "posedive", "viewpoint"] and sorted(set(runs["seed"])) == [0, 1]
@@ -120,6 +125,11 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path):
     assert set(runs["dataset"]) == {"market1501"} and set(runs["experiment"]) == {"real_main"}
     for name in ("augmentation_grid.png", "reid.png", "reid_cmc.png", "reid_summary.csv", "filter_statistics.csv"):
         assert (out / name).is_file(), name
+    table3 = pd.read_csv(out / "table3" / "reid_runs.csv")
+    sizes3 = table3.groupby("setting")["train_images"].first()
+    assert sorted(sizes3.index) == ["baseline", "posedive", "quantity"] and sizes3["posedive"] == sizes3["quantity"]
+    assert sizes3["baseline"] < sizes["baseline"]  # the people MARS has
+    assert "The paper's reported numbers (Table 3" in str(executed.cells[-1].outputs)
 
 
 def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
@@ -147,13 +157,14 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     assert set(runs["dataset"]) == {"market1501_s_cam"}  # named after the split it ran on
     assert (out / "split" / "split.png").is_file() and (out / "split" / "split.json").is_file()
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
-    assert "Table 5, MSMT17-S Cam" in str(executed.cells[-1].outputs)
+    assert "Table 5, MSMT17-S Cam" in str(next(c for c in executed.cells if c.get("id") == "cell-13").outputs)
+    assert "Table 3 needs MARS" in str(executed.cells[-1].outputs)
     sweep = pd.read_csv(out / "reid_sweep_per_id.csv")
     assert sweep["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive"] and sweep["per_id"].tolist() == [0, 1, 2]
     assert (out / "augmentation" / "market_layout_per_id_1").is_dir() and "Sweep of per_id" in str(executed.cells)
 
 
-def test_real_data_notebook_settings_are_checked_before_any_training():
+def test_real_data_notebook_settings_are_checked_before_any_training(tmp_path):
     from posedive_lib.notebooks import check_real_data_run
 
     check_real_data_run("market", 0.6, "tiny", None)  # an alias of market1501
@@ -172,6 +183,12 @@ def test_real_data_notebook_settings_are_checked_before_any_training():
         with pytest.raises(ValueError, match="a list of distinct gallery modes"):
             check_real_data_run("msmt17", 0.6, "tiny", None, modes=modes)
     check_real_data_run("msmt17", 0.6, "tiny", None, per_id=15, sweep_taus=[0.3, 0.9], sweep_per_id=[1, 5, 10])
+    for dataset, split, modes, message in (("msmt17", None, ["both"], "goes with dataset market1501"),
+                                           ("market1501", "cam", ["both"], "goes with dataset market1501"),
+                                           ("market1501", None, ["pose"], "mode 'both' in modes"),
+                                           ("market1501", None, ["both"], "missing bbox_train/ under")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            check_real_data_run(dataset, 0.6, "tiny", None, custom_split=split, modes=modes, mars_root=str(tmp_path))
     for taus, counts, message in ((0.3, [], "a list of distinct confidences"), ([0.3, 1.2], [], "a list of distinct"),
                                   ([], [5, 15], r"from 1 to per_id - 1 \(14\)"), ([], [2.5], "whole numbers")):
         with pytest.raises((ValueError, TypeError), match=message):

@@ -241,6 +241,38 @@ def load_msmt17(root: str | os.PathLike, include_val: bool = True, version: str 
     return validate_manifest(new_manifest(rows), root, check_images=check_images, name="msmt17")
 
 
+MARS_TRAIN = "bbox_train"
+MARS_PATTERN = re.compile(r"(\d{4})C(\d)T(\d{4})F(\d{3})")  # pid, camera, tracklet, frame
+MARS_EXAMPLE = "0001C1T0001F001.jpg"
+MARS_LAYOUT = f"{MARS_TRAIN}/<pid>/ folders of frames named like {MARS_EXAMPLE}"
+
+
+def load_mars_train(root: str | os.PathLike) -> pd.DataFrame:
+    """MARS's training frames (Zheng et al., ECCV 2016; video tracklets from Market-1501's cameras, numbering its people
+    as Market-1501 does) from ``root/bbox_train/<pid>/``, names ``0001C1T0001F001.jpg`` (pid, camera, tracklet,
+    frame): a manifest (split ``train``, data set ``mars``) with a ``tracklet`` column. Published: 509,914 frames of
+    625 people. Only the paper's Table 3 uses it (extra real images of Market-1501's people), so no query or gallery."""
+    root = check_before_run(root, [MARS_TRAIN], layout=MARS_LAYOUT)
+    rows, unmatched = [], []
+    people = sorted(entry for entry in (root / MARS_TRAIN).iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    for person in people:
+        for name in _image_files(person):
+            match = MARS_PATTERN.match(name)
+            if match is None or match[1] != person.name:
+                unmatched.append(f"{person.name}/{name}")
+                continue
+            rows.append({"path": f"{MARS_TRAIN}/{person.name}/{name}", "pid": int(match[1]), "camid": int(match[2]),
+                         "split": "train", "dataset": "mars", "source": "real", "tracklet": int(match[3])})
+    if unmatched:
+        raise ValueError(f"mars: {len(unmatched)} frame name(s) under {root / MARS_TRAIN} are not <pid>C<camera>T<tracklet>"
+                         f"F<frame> inside their pid's folder (e.g. {MARS_TRAIN}/0001/{MARS_EXAMPLE}): "
+                         f"{_listed(unmatched)}; rename or remove them")
+    if not rows:
+        raise ValueError(f"mars: no frames in {root / MARS_TRAIN}/<pid>/ folders; check that bbox_train.zip was unpacked "
+                         "there")
+    return validate_manifest(new_manifest(rows), root, name="mars")
+
+
 DATASETS: dict[str, Callable[..., pd.DataFrame]] = {
     "market1501": load_market1501,
     "dukemtmc": load_dukemtmc,

@@ -1,0 +1,82 @@
+"""The paper's Table 3 on Market-1501: diversity against quantity at equal size.
+
+From an ``augment`` export of Market-1501 and the MARS data set (more frames of the same people, from the same
+videos), two exports restricted to the people of Market-1501's training split that MARS also has (the paper's 619):
+
+- ``diversity/``: their real images plus Pose-dIVE's kept images of them ((III), ``posedive`` in ``reid``);
+- ``quantity/``: their real images plus as many MARS frames per person as Pose-dIVE added for that person, drawn at
+  random with the seed ((II), ``quantity``; source ``extra`` in ``mapping.csv``).
+
+Both hold Market-1501's query and gallery unchanged, and the same real training images, which ``reid`` trains as the
+baseline ((I)). MARS numbers its people as Market-1501 does, so people are matched by pid.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DIVERSITY, QUANTITY = "diversity", "quantity"
+
+
+def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, out_dir: str | os.PathLike,
+                     seed: int = 0) -> dict:
+    """Write ``out_dir/diversity`` and ``out_dir/quantity`` (Market-1501 layout, hard links) from ``export`` (the
+    ``market_layout/`` of ``augment`` on Market-1501) and MARS at ``mars_root``; returns ``{"diversity", "quantity"}``
+    (folders) and ``"counts"`` (per person: real, generated and MARS images)."""
+    from ..augment.dataset_augmentation import AUGMENTATION_RECORD
+    from ..reid.dataset_study import augmented_export
+    from .export import export_market_layout
+    from .real_datasets import load_mars_train
+
+    export, out_dir = Path(export), Path(out_dir)
+    for folder in (export, Path(mars_root)):
+        if out_dir.resolve().is_relative_to(folder.resolve()):
+            raise ValueError(f"the output folder {out_dir} lies in {folder}, which is only read: give an --out outside it")
+    manifest = augmented_export(export)
+    mars = load_mars_train(mars_root)
+    train = manifest[manifest["split"] == "train"]
+    real, generated = train[train["source"] == "real"], train[train["source"] == "generated"]
+    shared = sorted(set(real["pid"]) & set(mars["pid"]))
+    if not shared:
+        raise ValueError(f"no person of {export}'s training split is in MARS ({mars_root}): pass an augmentation of "
+                         "Market-1501, whose people MARS numbers the same way")
+    generated = generated[generated["pid"].isin(shared)]
+    if generated.empty:
+        raise ValueError(f"{export} holds no generated image of the {len(shared)} people MARS has: augment again with "
+                         "a lower --tau")
+    extra = _frames_per_person(mars, generated.groupby("pid").size(), seed)
+    # real rows first, in the same order, so both exports name them alike and train the same baseline
+    fixed = pd.concat([real[real["pid"].isin(shared)], manifest[manifest["split"] != "train"]], ignore_index=True)
+    record = json.loads((export / AUGMENTATION_RECORD).read_text()) if (export / AUGMENTATION_RECORD).is_file() else {}
+    records = {DIVERSITY: {**record, "kept": len(generated), "people": "mars"},
+               QUANTITY: {"mode": QUANTITY, "source": "mars", "seed": seed, "kept": len(extra)}}
+    frames = {DIVERSITY: pd.concat([fixed, generated], ignore_index=True),
+              QUANTITY: pd.concat([fixed, extra.drop(columns="tracklet")], ignore_index=True)}
+    roots = {**{name: export for name in manifest["dataset"].unique()}, "mars": Path(mars_root)}
+    for name, frame in frames.items():
+        export_market_layout(frame, roots, out_dir / name, link=True, overwrite=True,
+                             extra_files={AUGMENTATION_RECORD: json.dumps(records[name], indent=1)})
+    counts = pd.DataFrame({"real": fixed[fixed["split"] == "train"].groupby("pid").size(),
+                           "generated": generated.groupby("pid").size(),
+                           "mars": extra.groupby("pid").size()}).fillna(0).astype(int).rename_axis("pid")
+    return {DIVERSITY: out_dir / DIVERSITY, QUANTITY: out_dir / QUANTITY, "counts": counts}
+
+
+def _frames_per_person(mars: pd.DataFrame, quota: pd.Series, seed: int) -> pd.DataFrame:
+    """``quota[pid]`` MARS frames of each person, drawn without replacement with ``seed`` (all of them, with a warning,
+    where a person has fewer); source ``extra``."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for pid, frames in mars[mars["pid"].isin(quota.index)].groupby("pid"):
+        take = min(int(quota[pid]), len(frames))
+        picked.append(frames.iloc[np.sort(rng.choice(len(frames), take, replace=False))])
+    extra = pd.concat(picked, ignore_index=True).assign(source="extra")
+    if len(extra) < quota.sum():
+        warnings.warn(f"MARS has fewer frames than Pose-dIVE added for some people: the quantity set adds {len(extra)} "
+                      f"images against {int(quota.sum())}", stacklevel=3)
+    return extra
