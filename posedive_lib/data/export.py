@@ -12,7 +12,7 @@ SOLIDER-REID and fast-reid read them unchanged:
   (``c12``); torchreid's Market regex ``([-\\d]+)_c(\\d)`` reads one digit only, so read such exports with
   :func:`~posedive_lib.data.real_datasets.load_market1501` or a ``c(\\d+)`` pattern.
 - ``sS``: always ``s1``. ``FFFFFF``: a running number per (pid, camera), unique in the export.
-- ``II``: the source, ``00`` real, ``01`` generated, ``02`` oracle.
+- ``II``: the source, ``00`` real, ``01`` generated, ``02`` oracle, ``03`` extra (real images of another data set).
 
 ``mapping.csv`` maps each exported ``file`` (relative to the output folder) back to the manifest's
 ``path``, ``pid``, ``camid``, ``dataset`` and ``source``, next to ``export_pid``.
