@@ -275,9 +275,9 @@ def quantity_control(augmented: Path, mars_root: Path, out: Path, seed: int = 0)
 
     result = quantity_exports(augmented, mars_root, out, seed)
     counts = result["counts"]
-    print(f"{len(counts)} people of the training split are in MARS: {counts['real'].sum()} real images, + "
-          f"{counts['generated'].sum()} Pose-dIVE images ({result['diversity']}) or + {counts['mars'].sum()} MARS frames "
-          f"({result['quantity']})")
+    print(f"{len(counts)} people of the training split are in MARS (the paper: 619): {counts['real'].sum()} real images "
+          f"(the paper: 11,883), + {counts['generated'].sum()} Pose-dIVE images ({result['diversity']}) or + "
+          f"{counts['mars'].sum()} MARS frames ({result['quantity']}); the paper adds 30 per person (--per-id 30)")
     print(f"next: python -m posedive_lib.cli reid --augmented {result['diversity']} {result['quantity']} --out ...")
     return result
 

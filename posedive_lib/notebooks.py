@@ -85,8 +85,9 @@ def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrai
     check_sweep(sweep_taus, sweep_per_id, per_id)
     if mars_root is not None:
         if canonical_name(dataset) != "market1501" or custom_split is not None or "both" not in modes:
-            raise ValueError("mars_root (the paper's Table 3) goes with dataset market1501, its own split (custom_split "
-                             "None) and mode 'both' in modes: MARS holds more frames of Market-1501's people")
+            raise ValueError(f"mars_root (the paper's Table 3) goes with dataset market1501, its own split (custom_split "
+                             f"None) and mode 'both' in modes, got {dataset!r}, {custom_split!r} and {modes!r}: MARS "
+                             "holds more frames of Market-1501's people")
         from .data.real_datasets import MARS_LAYOUT, MARS_TRAIN, check_before_run
 
         check_before_run(mars_root, [MARS_TRAIN], layout=MARS_LAYOUT)

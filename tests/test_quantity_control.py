@@ -84,6 +84,25 @@ def test_the_quantity_set_adds_as_many_mars_frames_per_person_as_posedive_adds(s
     assert runs.loc["baseline", "train_images"] == len(real["diversity"].query("split == 'train'"))
     assert runs.loc["posedive", "train_images"] == runs.loc["quantity", "train_images"] > runs.loc["baseline", "train_images"]
 
+    few = shutil.copytree(mars, tmp_path / "few")  # one person with a single frame: the others' frames make up the rest
+    person = sorted((few / "bbox_train").iterdir())[0]
+    for frame in sorted(person.iterdir())[1:]:
+        frame.unlink()
+    with pytest.warns(UserWarning, match="1 of the quantity set's frames are other people's"):
+        short = quantity_exports(augmentation["export"], few, tmp_path / "short", seed=0)
+    assert short["counts"]["mars"].sum() == short["counts"]["generated"].sum()
+    assert short["counts"].loc[int(person.name), "mars"] == 1
+    for other in sorted((few / "bbox_train").iterdir())[1:]:
+        shutil.rmtree(other)  # only that person left: nobody to make up the rest
+    with pytest.raises(ValueError, match="holds 1 frames of these people, fewer than the 2 images Pose-dIVE added"):
+        quantity_exports(augmentation["export"], few, tmp_path / "none", seed=0)
+    assert not (tmp_path / "none").exists()
+    duke = shutil.copytree(augmentation["export"], tmp_path / "duke")  # as if augmented from DukeMTMC-reID
+    relabelled = pd.read_csv(duke / "mapping.csv")
+    relabelled["dataset"] = relabelled["dataset"].str.replace("market1501", "dukemtmc")
+    relabelled.to_csv(duke / "mapping.csv", index=False)
+    with pytest.raises(SystemExit, match="is an augmentation of dukemtmc, not of Market-1501"):
+        main(["quantity", "--augmented", str(duke), "--mars-root", str(mars), "--out", str(tmp_path / "d")])
     strangers = write_mars(tmp_path / "strangers", smoke_market, [])  # nobody of Market-1501's training split
     (strangers / "bbox_train" / "9999").mkdir()
     shutil.copy(next((mars / "bbox_train").rglob("*.jpg")), strangers / "bbox_train" / "9999" / "9999C1T0001F001.jpg")

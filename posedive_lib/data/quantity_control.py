@@ -38,6 +38,9 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
         if out_dir.resolve().is_relative_to(folder.resolve()):
             raise ValueError(f"the output folder {out_dir} lies in {folder}, which is only read: give an --out outside it")
     manifest = augmented_export(export)
+    if manifest["dataset"].iloc[0] != "market1501":  # MARS's pids are Market-1501's people, nobody else's
+        raise ValueError(f"{export} is an augmentation of {manifest['dataset'].iloc[0]}, not of Market-1501 (its own "
+                         "split): MARS holds more frames of Market-1501's people only")
     mars = load_mars_train(mars_root)
     train = manifest[manifest["split"] == "train"]
     real, generated = train[train["source"] == "real"], train[train["source"] == "generated"]
@@ -68,15 +71,21 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
 
 
 def _frames_per_person(mars: pd.DataFrame, quota: pd.Series, seed: int) -> pd.DataFrame:
-    """``quota[pid]`` MARS frames of each person, drawn without replacement with ``seed`` (all of them, with a warning,
-    where a person has fewer); source ``extra``."""
+    """``quota[pid]`` MARS frames of each person, drawn uniformly without replacement with ``seed`` (the paper does not
+    say how it drew its subset); where a person has fewer, all of them, and the shortfall from the other people's
+    remaining frames, so the total still matches (warned); source ``extra``."""
     rng = np.random.default_rng(seed)
+    frames = mars[mars["pid"].isin(quota.index)].reset_index(drop=True)
     picked = []
-    for pid, frames in mars[mars["pid"].isin(quota.index)].groupby("pid"):
-        take = min(int(quota[pid]), len(frames))
-        picked.append(frames.iloc[np.sort(rng.choice(len(frames), take, replace=False))])
-    extra = pd.concat(picked, ignore_index=True).assign(source="extra")
-    if len(extra) < quota.sum():
-        warnings.warn(f"MARS has fewer frames than Pose-dIVE added for some people: the quantity set adds {len(extra)} "
-                      f"images against {int(quota.sum())}", stacklevel=3)
-    return extra
+    for pid, rows in frames.groupby("pid"):
+        take = min(int(quota[pid]), len(rows))
+        picked += rows.index[np.sort(rng.choice(len(rows), take, replace=False))].tolist()
+    if len(frames) < quota.sum():
+        raise ValueError(f"MARS holds {len(frames)} frames of these people, fewer than the {int(quota.sum())} images "
+                         "Pose-dIVE added: augment with a smaller --per-id")
+    short = int(quota.sum()) - len(picked)
+    if short:
+        picked += np.sort(rng.choice(frames.index.difference(picked), short, replace=False)).tolist()
+        warnings.warn(f"MARS has fewer frames than Pose-dIVE added for some people: {short} of the quantity set's frames "
+                      "are other people's", stacklevel=3)
+    return frames.loc[sorted(picked)].reset_index(drop=True).assign(source="extra")
