@@ -29,7 +29,7 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
     ``market_layout/`` of ``augment`` on Market-1501) and MARS at ``mars_root``; returns ``{"diversity", "quantity"}``
     (folders) and ``"counts"`` (per person: real, generated and MARS images)."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
-    from ..reid.dataset_study import augmented_export
+    from ..reid.dataset_study import augmented_export, export_record
     from .export import export_market_layout
     from .real_datasets import load_mars_train
 
@@ -55,8 +55,7 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
     extra = _frames_per_person(mars, generated.groupby("pid").size(), seed)
     # real rows first, in the same order, so both exports name them alike and train the same baseline
     fixed = pd.concat([real[real["pid"].isin(shared)], manifest[manifest["split"] != "train"]], ignore_index=True)
-    record = json.loads((export / AUGMENTATION_RECORD).read_text()) if (export / AUGMENTATION_RECORD).is_file() else {}
-    records = {DIVERSITY: {**record, "kept": len(generated), "people": "mars"},
+    records = {DIVERSITY: {**export_record(export), "kept": len(generated), "people": "mars"},
                QUANTITY: {"mode": QUANTITY, "source": "mars", "seed": seed, "kept": len(extra)}}
     frames = {DIVERSITY: pd.concat([fixed, generated], ignore_index=True),
               QUANTITY: pd.concat([fixed, extra.drop(columns="tracklet")], ignore_index=True)}

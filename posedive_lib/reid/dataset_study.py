@@ -105,7 +105,7 @@ def _with_records(runs: pd.DataFrame, exports: Mapping[str, Path]) -> pd.DataFra
     identity."""
     columns = {"baseline": {"per_id": 0}}
     for name, folder in exports.items():
-        record = _record(folder)
+        record = export_record(folder)
         thresholds = record.get("thresholds", {})
         taus = {thresholds.get(k) for k in ("tau_ref", "tau_tar", "tau_gen")}
         columns[name] = {"mode": record.get("mode"), "variant": record.get("variant"), "per_id": record.get("per_id"),
@@ -114,7 +114,8 @@ def _with_records(runs: pd.DataFrame, exports: Mapping[str, Path]) -> pd.DataFra
     return runs.join(table, on="setting")
 
 
-def _record(folder: Path) -> dict:
+def export_record(folder: Path) -> dict:
+    """The ``augmentation.json`` of an export of ``augment`` (how it was made), or {} when it has none."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
 
     record = folder / AUGMENTATION_RECORD
@@ -137,7 +138,7 @@ def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | M
         exports = {}
         for folder in map(Path, augmented):
             _require_mapping(folder)
-            record = _record(folder)
+            record = export_record(folder)
             mode = record.get("mode")
             if mode is None and len(augmented) > 1:
                 raise ValueError(f"{folder} has no {AUGMENTATION_RECORD} naming its gallery mode: name it "
@@ -189,7 +190,7 @@ def _data_key(root: Path, setting: str, export: bool) -> str:
     else:
         digest.update((root / MAPPING_FILE).read_bytes())
         if (root / AUGMENTATION_RECORD).is_file():  # hashed as first written, without its mode and per_id (the plan
-            record = _record(root)  # covers them); a sweep point's name is hashed: its images may be the main export's
+            record = export_record(root)  # covers them); a sweep point's name is hashed (its images may be the main's)
             digest.update(json.dumps({k: v for k, v in record.items() if k not in UNKEYED_RECORD_FIELDS},
                                      indent=1).encode())
     return digest.hexdigest()[:10]
