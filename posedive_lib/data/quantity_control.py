@@ -75,13 +75,13 @@ def _frames_per_person(mars: pd.DataFrame, quota: pd.Series, seed: int) -> pd.Da
     remaining frames, so the total still matches (warned); source ``extra``."""
     rng = np.random.default_rng(seed)
     frames = mars[mars["pid"].isin(quota.index)].reset_index(drop=True)
+    if len(frames) < quota.sum():
+        raise ValueError(f"MARS holds {len(frames)} frames of these people, fewer than the {int(quota.sum())} images "
+                         "Pose-dIVE added: augment with a smaller --per-id")
     picked = []
     for pid, rows in frames.groupby("pid"):
         take = min(int(quota[pid]), len(rows))
         picked += rows.index[np.sort(rng.choice(len(rows), take, replace=False))].tolist()
-    if len(frames) < quota.sum():
-        raise ValueError(f"MARS holds {len(frames)} frames of these people, fewer than the {int(quota.sum())} images "
-                         "Pose-dIVE added: augment with a smaller --per-id")
     short = int(quota.sum()) - len(picked)
     if short:
         picked += np.sort(rng.choice(frames.index.difference(picked), short, replace=False)).tolist()
