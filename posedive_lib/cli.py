@@ -269,16 +269,20 @@ def augment_real_dataset(dataset: str, data_root: Path, generator_dir: str, out:
     return result
 
 
-def quantity_control(augmented: Path, mars_root: Path, out: Path, seed: int = 0) -> dict:
-    """The paper's Table 3 exports (diversity vs quantity at equal size) from a Market-1501 augmentation and MARS."""
-    from .data.quantity_control import quantity_exports
+def quantity_control(augmented: Path, mars_root: Path, out: Path, seed: int = 0, all_mars: bool = False) -> dict:
+    """The paper's Table 3 exports (diversity vs quantity at equal size) from a Market-1501 augmentation and MARS, and
+    with ``all_mars`` Table 4's (all MARS frames of those people)."""
+    from .data.quantity_control import ALL_MARS, DIVERSITY, QUANTITY, quantity_exports
 
-    result = quantity_exports(augmented, mars_root, out, seed)
+    result = quantity_exports(augmented, mars_root, out, seed, all_mars=all_mars)
     counts = result["counts"]
     print(f"{len(counts)} people of the training split are in MARS (the paper: 619): {counts['real'].sum()} real images "
-          f"(the paper: 11,883), + {counts['generated'].sum()} Pose-dIVE images ({result['diversity']}) or + "
-          f"{counts['mars'].sum()} MARS frames ({result['quantity']}); the paper adds 30 per person (--per-id 30)")
-    print(f"next: python -m posedive_lib.cli reid --augmented {result['diversity']} {result['quantity']} --out ...")
+          f"(the paper: 11,883), + {counts['generated'].sum()} Pose-dIVE images ({result[DIVERSITY]}) or + "
+          f"{counts['mars'].sum()} MARS frames ({result[QUANTITY]}); the paper adds 30 per person (--per-id 30)")
+    if all_mars:
+        print(f"all their MARS frames instead: {counts['mars_all'].sum()} ({result[ALL_MARS]}; the paper: 495,857)")
+    exports = " ".join(str(result[name]) for name in (DIVERSITY, QUANTITY, ALL_MARS) if name in result)
+    print(f"next: python -m posedive_lib.cli reid --augmented {exports} --out ...")
     return result
 
 
@@ -535,12 +539,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="also export the images kept at each tau (market_layout_tau_<tau>/; the supplementary Fig. 4)")
     aug_p.add_argument("--sweep-per-id", type=int, nargs="+", default=[], metavar="N",
                        help="also export the kept images of N slots per identity (market_layout_per_id_<N>/; Fig. 2)")
-    quantity_p = sub.add_parser("quantity", help="the paper's Table 3 exports: + Pose-dIVE vs + as many MARS frames")
+    quantity_p = sub.add_parser("quantity", help="the paper's Tables 3 and 4 exports: + Pose-dIVE vs + as many MARS "
+                                "frames (vs all MARS frames)")
     quantity_p.add_argument("--augmented", type=Path, required=True,
                             help="the market_layout/ of `augment` on Market-1501")
     quantity_p.add_argument("--mars-root", type=Path, required=True, help="the MARS folder (bbox_train/; only read)")
-    quantity_p.add_argument("--out", type=Path, required=True, help="output folder (diversity/ and quantity/)")
+    quantity_p.add_argument("--out", type=Path, required=True, help="output folder (diversity/, quantity/, mars/)")
     quantity_p.add_argument("--seed", type=int, default=0, help="draws the MARS frames")
+    quantity_p.add_argument("--all-mars", action="store_true",
+                            help="also export all MARS frames of these people as a training set (mars/; Table 4)")
     reid_p = sub.add_parser("reid", help="Re-ID on a real data set: baseline vs + the augmentation of `augment`, paired seeds")
     reid_p.add_argument("--augmented", nargs="+", default=None, metavar="[NAME=]FOLDER",
                         help="the market_layout/ folder that `augment` wrote, or several; settings are named by the "
@@ -592,7 +599,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                              args.gallery_size, args.steps, args.guidance, args.batch, args.seed, args.tau,
                              not args.no_export, args.sweep_taus, args.sweep_per_id)
     elif args.command == "quantity":
-        quantity_control(args.augmented, args.mars_root, args.out, args.seed)
+        quantity_control(args.augmented, args.mars_root, args.out, args.seed, args.all_mars)
     elif args.command == "reid":
         reid_on_dataset(args.out, args.seeds, args.preset, args.dataset, args.data_root, _augmented(args.augmented),
                         args.pretrained,

@@ -58,9 +58,10 @@ def start_notebook(out_dir: str | os.PathLike, dataset: str = "synthetic", devic
 def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrained: str | None,
                         reid_iterations: int | None = None, per_id: int = 15, sample_steps: int = 20,
                         gallery_size: int = 2048, custom_split: str | None = None, split_options: dict | None = None,
-                        modes=("both",), sweep_taus=(), sweep_per_id=(), mars_root=None) -> None:
+                        modes=("both",), sweep_taus=(), sweep_per_id=(), mars_root=None,
+                        all_mars: bool = False) -> None:
     """Notebook 8's settings checked up front, not after hours of generator training: a real data set's name, the
-    custom split, the gallery modes, the filter threshold and its sweeps, MARS for Table 3, the sampler and gallery,
+    custom split, the gallery modes, the filter threshold and its sweeps, MARS for Tables 3 and 4, the sampler and gallery,
     the Re-ID preset, its length and its backbone weights."""
     from .augment.condition_gallery import MODES
     from .augment.dataset_augmentation import check_sweep
@@ -83,9 +84,11 @@ def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrai
     FilterThresholds.at(tau)
     AugmentConfig(per_id=per_id, steps=sample_steps)
     check_sweep(sweep_taus, sweep_per_id, per_id)
+    if all_mars and mars_root is None:
+        raise ValueError("all_mars (the paper's Table 4) trains on MARS's frames: set mars_root to the MARS folder too")
     if mars_root is not None:
         if canonical_name(dataset) != "market1501" or custom_split is not None or "both" not in modes:
-            raise ValueError(f"mars_root (the paper's Table 3) goes with dataset market1501, its own split (custom_split "
+            raise ValueError(f"mars_root (the paper's Tables 3 and 4) goes with dataset market1501, its own split (custom_split "
                              f"None) and mode 'both' in modes, got {dataset!r}, {custom_split!r} and {modes!r}: MARS "
                              "holds more frames of Market-1501's people")
         from .data.real_datasets import MARS_LAYOUT, MARS_TRAIN, check_before_run

@@ -86,6 +86,7 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars)
     import pandas as pd
 
     from posedive_lib.data.export import export_market_layout
+    from posedive_lib.data.real_datasets import load_mars_train
     from posedive_lib.data.synthetic.world import build_world
     from posedive_lib.data.synthetic.world_conditions import world_conditions
     from posedive_lib.generator.data import load_images, to_uint8
@@ -109,7 +110,7 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars)
         "dataset": "market1501", "data_root": str(tmp_path / "market"), "frames_root": str(tmp_path / "frames"),
         "start": STAGE1_WEIGHTS, "stage2_steps": 2, "stage2_batch": 2, "per_id": 1, "gallery_size": 4, "sample_steps": 1,
         "tau": 0.0, "reid_preset": "tiny", "reid_iterations": 4, "seeds": [0, 1], "modes": ["both", "viewpoint"],
-        "mars_root": str(mars)})
+        "mars_root": str(mars), "all_mars": True})
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
     tables = next(c for c in executed.cells if c.get("id") == "cell-13")
     assert "The paper's reported numbers (Tables 1 and 6" in str(tables.outputs)
@@ -127,9 +128,12 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars)
         assert (out / name).is_file(), name
     table3 = pd.read_csv(out / "table3" / "reid_runs.csv")
     sizes3 = table3.groupby("setting")["train_images"].first()
-    assert sorted(sizes3.index) == ["baseline", "posedive", "quantity"] and sizes3["posedive"] == sizes3["quantity"]
+    assert sorted(sizes3.index) == ["baseline", "mars", "posedive", "quantity"]
+    assert sizes3["posedive"] == sizes3["quantity"] and sizes3["mars"] == len(load_mars_train(mars))  # all its frames
     assert sizes3["baseline"] < sizes["baseline"]  # the people MARS has
+    assert table3.set_index("setting")["extra_images"].to_dict()["mars"] == sizes3["mars"]  # no Market image in it
     assert "The paper's reported numbers (Table 3" in str(executed.cells[-1].outputs)
+    assert "The paper's reported numbers (Table 4" in str(executed.cells[-1].outputs)
 
 
 def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
@@ -189,6 +193,8 @@ def test_real_data_notebook_settings_are_checked_before_any_training(tmp_path):
                                            ("market1501", None, ["both"], "missing bbox_train/ under")):
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             check_real_data_run(dataset, 0.6, "tiny", None, custom_split=split, modes=modes, mars_root=str(tmp_path))
+    with pytest.raises(ValueError, match="all_mars .* set mars_root to the MARS folder too"):
+        check_real_data_run("market1501", 0.6, "tiny", None, all_mars=True)
     for taus, counts, message in ((0.3, [], "a list of distinct confidences"), ([0.3, 1.2], [], "a list of distinct"),
                                   ([], [5, 15], r"from 1 to per_id - 1 \(14\)"), ([], [2.5], "whole numbers")):
         with pytest.raises((ValueError, TypeError), match=message):

@@ -75,14 +75,24 @@ def test_the_quantity_set_adds_as_many_mars_frames_per_person_as_posedive_adds(s
     other = quantity_exports(augmentation["export"], mars, tmp_path / "other", seed=1)
     assert set(pd.read_csv(other["quantity"] / "mapping.csv")["path"]) != set(mapping["quantity"]["path"])
 
-    out = tmp_path / "cli"
-    assert main(["quantity", "--augmented", str(augmentation["export"]), "--mars-root", str(mars), "--out", str(out)]) == 0
+    out = tmp_path / "cli"  # with Table 4's export: all MARS frames of these people instead of their Market images
+    assert main(["quantity", "--augmented", str(augmentation["export"]), "--mars-root", str(mars), "--out", str(out),
+                 "--all-mars"]) == 0
     assert pd.read_csv(out / "quantity" / "mapping.csv").equals(mapping["quantity"])
-    assert main(["reid", "--augmented", str(out / "diversity"), str(out / "quantity"), "--preset", "tiny",
-                 "--iterations", "2", "--seeds", "0", "--out", str(tmp_path / "reid")]) == 0
+    everything = augmented_export(out / "mars")
+    assert everything.query("split == 'train'")["source"].eq("extra").all()
+    assert len(everything.query("split == 'train'")) == len(load_mars_train(mars))
+    pd.testing.assert_frame_equal(*(frame[frame["split"] != "train"].drop(columns="source").reset_index(drop=True)
+                                    for frame in (everything, diversity)))  # Market-1501's query and gallery
+    assert main(["reid", "--augmented", str(out / "diversity"), str(out / "quantity"), str(out / "mars"), "--preset",
+                 "tiny", "--iterations", "2", "--seeds", "0", "--out", str(tmp_path / "reid")]) == 0
     runs = pd.read_csv(tmp_path / "reid" / "reid_runs.csv").set_index("setting")
     assert runs.loc["baseline", "train_images"] == len(real["diversity"].query("split == 'train'"))
     assert runs.loc["posedive", "train_images"] == runs.loc["quantity", "train_images"] > runs.loc["baseline", "train_images"]
+    assert runs.loc["mars", "train_images"] == runs.loc["mars", "extra_images"] == len(load_mars_train(mars))
+    assert runs.loc["quantity", "extra_images"] == runs.loc["quantity", "train_images"] - runs.loc["baseline", "train_images"]
+    with pytest.raises(SystemExit, match="none of the exports .* holds real training images .* the augmentation's export"):
+        main(["reid", "--augmented", str(out / "mars"), "--preset", "tiny", "--out", str(tmp_path / "alone")])
 
     few = shutil.copytree(mars, tmp_path / "few")  # one person with a single frame: the others' frames make up the rest
     person = sorted((few / "bbox_train").iterdir())[0]

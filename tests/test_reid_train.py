@@ -67,15 +67,17 @@ def test_training_learns(world, tmp_path):
 
 
 def test_interrupted_training_resumes_exactly(world, tmp_path):
+    """A killed run resumes as if never interrupted; images read on access (large sets) train the same run as
+    images held in memory."""
     train = world.subset("train")
-    straight = train_reid(train, world.root, tmp_path / "a", TINY, progress=False)
-    partial = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, stop_after=3)
+    straight = train_reid(train, world.root, tmp_path / "a", TINY, progress=False, in_memory=True)
+    partial = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, stop_after=3, in_memory=False)
     assert not partial.exists() and (tmp_path / "b" / "checkpoint" / "progress.json").is_file()
     saved = json.loads((tmp_path / "b" / "checkpoint" / "progress.json").read_text())
     assert saved == {"step": 3, "mixed_precision": "fp16" if torch.cuda.is_available() else "no"}  # resumed in it
     with open(tmp_path / "b" / "log.csv", "a") as log:  # killed after logging a segment, before its checkpoint
         log.write("4,9.9,9.9,9.9,0.1\n5,9.9,9.")
-    resumed = train_reid(train, world.root, tmp_path / "b", TINY, progress=False)
+    resumed = train_reid(train, world.root, tmp_path / "b", TINY, progress=False, in_memory=False)
     a, b = load_file(straight), load_file(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     logs = [pd.read_csv(tmp_path / folder / "log.csv") for folder in ("a", "b")]
@@ -88,6 +90,16 @@ def test_interrupted_training_resumes_exactly(world, tmp_path):
     for folder in ("b", "c"):  # a finished run is not reused, an interrupted one not resumed, with other settings
         with pytest.raises(ValueError, match=r"other settings: lr=0\.00035 \(asked 0\.001\); delete that folder"):
             train_reid(train, world.root, tmp_path / folder, replace(TINY, lr=1e-3), progress=False)
+
+
+def test_training_images_are_held_in_memory_up_to_a_size(world, monkeypatch):
+    from posedive_lib.reid import data
+
+    train = world.subset("train")
+    assert data.ManifestImages(train, world.root, (32, 16), in_memory=None)._cache is not None
+    monkeypatch.setattr(data, "IN_MEMORY_LIMIT", len(train) * 3 * 32 * 16 - 1)  # one byte short: read on access
+    images = data.ManifestImages(train, world.root, (32, 16), in_memory=None)
+    assert images._cache is None and images[0][0].shape == (3, 32, 16)
 
 
 def test_features_from_a_trained_model(world, tmp_path):

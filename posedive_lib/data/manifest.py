@@ -26,7 +26,7 @@ REQUIRED_COLUMNS = ("path", "pid", "camid", "split", "dataset", "source")
 OPTIONAL_COLUMNS = ("azimuth", "elevation", "pose_id", "keypoints", "parent", "condition_id", "seed",
                     "content_hash")
 SPLITS = ("train", "query", "gallery")
-SOURCES = ("real", "generated", "oracle", "extra")  # extra: real images from another data set (MARS for Table 3)
+SOURCES = ("real", "generated", "oracle", "extra")  # extra: real images from another data set (MARS for Tables 3, 4)
 _SHOWN = 5  # rows named in an error message
 
 

@@ -1,14 +1,17 @@
-"""The paper's Table 3 on Market-1501: diversity against quantity at equal size.
+"""The paper's Tables 3 and 4 on Market-1501: diversity against quantity.
 
 From an ``augment`` export of Market-1501 and the MARS data set (more frames of the same people, from the same
-videos), two exports restricted to the people of Market-1501's training split that MARS also has (the paper's 619):
+videos), exports restricted to the people of Market-1501's training split that MARS also has (the paper's 619):
 
-- ``diversity/``: their real images plus Pose-dIVE's kept images of them ((III), ``posedive`` in ``reid``);
+- ``diversity/``: their real images plus Pose-dIVE's kept images of them ((III) of both tables, ``posedive`` in
+  ``reid``);
 - ``quantity/``: their real images plus as many MARS frames per person as Pose-dIVE added for that person, drawn at
-  random with the seed ((II), ``quantity``; source ``extra`` in ``mapping.csv``).
+  random with the seed (Table 3's (II), ``quantity``; source ``extra`` in ``mapping.csv``);
+- ``mars/``, with ``all_mars``: all their MARS frames instead of their Market-1501 images (Table 4's (II), ``mars``;
+  the paper's 495,857 frames, about 40 times the baseline).
 
-Both hold Market-1501's query and gallery unchanged, and the same real training images, which ``reid`` trains as the
-baseline ((I)). MARS numbers its people as Market-1501 does, so people are matched by pid.
+All hold Market-1501's query and gallery unchanged; the first two hold the same real training images, which ``reid``
+trains as the baseline ((I)). MARS numbers its people as Market-1501 does, so people are matched by pid.
 """
 from __future__ import annotations
 
@@ -20,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DIVERSITY, QUANTITY = "diversity", "quantity"
+DIVERSITY, QUANTITY, ALL_MARS = "diversity", "quantity", "mars"
 
 
 def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, out_dir: str | os.PathLike,
-                     seed: int = 0) -> dict:
-    """Write ``out_dir/diversity`` and ``out_dir/quantity`` (Market-1501 layout, hard links) from ``export`` (the
-    ``market_layout/`` of ``augment`` on Market-1501) and MARS at ``mars_root``; returns ``{"diversity", "quantity"}``
-    (folders) and ``"counts"`` (per person: real, generated and MARS images)."""
+                     seed: int = 0, all_mars: bool = False) -> dict:
+    """Write ``out_dir/diversity`` and ``out_dir/quantity`` (and with ``all_mars``, ``out_dir/mars``; Market-1501
+    layout, hard links) from ``export`` (the ``market_layout/`` of ``augment`` on Market-1501) and MARS at
+    ``mars_root``; returns the folders by name and ``"counts"`` (per person: real, generated and drawn MARS images,
+    and with ``all_mars`` all of that person's MARS frames, ``mars_all``)."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
     from ..reid.dataset_study import augmented_export, export_record
     from .export import export_market_layout
@@ -59,14 +63,20 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
                QUANTITY: {"mode": QUANTITY, "source": "mars", "seed": seed, "kept": len(extra)}}
     frames = {DIVERSITY: pd.concat([fixed, generated], ignore_index=True),
               QUANTITY: pd.concat([fixed, extra.drop(columns="tracklet")], ignore_index=True)}
+    if all_mars:  # Table 4: MARS instead of Market-1501's training images, Market-1501's query and gallery
+        every = mars[mars["pid"].isin(shared)].drop(columns="tracklet").assign(source="extra")
+        records[ALL_MARS] = {"mode": ALL_MARS, "source": "mars", "kept": len(every)}
+        frames[ALL_MARS] = pd.concat([every, manifest[manifest["split"] != "train"]], ignore_index=True)
     roots = {**{name: export for name in manifest["dataset"].unique()}, "mars": Path(mars_root)}
     for name, frame in frames.items():
         export_market_layout(frame, roots, out_dir / name, link=True, overwrite=True,
                              extra_files={AUGMENTATION_RECORD: json.dumps(records[name], indent=1)})
-    counts = pd.DataFrame({"real": fixed[fixed["split"] == "train"].groupby("pid").size(),
-                           "generated": generated.groupby("pid").size(),
-                           "mars": extra.groupby("pid").size()}).fillna(0).astype(int).rename_axis("pid")
-    return {DIVERSITY: out_dir / DIVERSITY, QUANTITY: out_dir / QUANTITY, "counts": counts}
+    counts = {"real": fixed[fixed["split"] == "train"].groupby("pid").size(),
+              "generated": generated.groupby("pid").size(), "mars": extra.groupby("pid").size()}
+    if all_mars:
+        counts["mars_all"] = mars[mars["pid"].isin(shared)].groupby("pid").size()
+    counts = pd.DataFrame(counts).fillna(0).astype(int).rename_axis("pid")
+    return {**{name: out_dir / name for name in frames}, "counts": counts}
 
 
 def _frames_per_person(mars: pd.DataFrame, quota: pd.Series, seed: int) -> pd.DataFrame:

@@ -251,7 +251,8 @@ def load_mars_train(root: str | os.PathLike) -> pd.DataFrame:
     """MARS's training frames (Zheng et al., ECCV 2016; video tracklets from Market-1501's cameras, numbering its people
     as Market-1501 does) from ``root/bbox_train/<pid>/``, names ``0001C1T0001F001.jpg`` (pid, camera, tracklet,
     frame): a manifest (split ``train``, data set ``mars``) with a ``tracklet`` column. Published: 509,914 frames of
-    625 people. Only the paper's Table 3 uses it (extra real images of Market-1501's people), so no query or gallery."""
+    625 people. Only the paper's Tables 3 and 4 use it (real images of Market-1501's people, tested on Market-1501's
+    query and gallery), so no query or gallery."""
     root = check_before_run(root, [MARS_TRAIN], layout=MARS_LAYOUT)
     rows, unmatched = [], []
     people = sorted(entry for entry in (root / MARS_TRAIN).iterdir() if entry.is_dir() and not entry.name.startswith("."))

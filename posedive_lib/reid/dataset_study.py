@@ -66,8 +66,7 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
         if not exports or "baseline" in exports:
             raise ValueError(f"name each augmented export (not 'baseline'), got {sorted(exports)}")
         manifests = {name: augmented_export(folder) for name, folder in exports.items()}
-        _check_same_data_set(exports)
-        first = next(iter(exports))
+        first = _check_same_data_set(exports)
         manifest, root = manifests[first], exports[first]
         train = manifest[(manifest["split"] == "train") & (manifest["source"] == "real")]
         settings, roots = {"baseline": train}, {"baseline": root, **exports}
@@ -95,7 +94,8 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
                for name in settings}  # each setting's runs keyed by what it trains on (see _data_key)
     runs = run_settings({name: lambda rows=rows: rows.reset_index(drop=True) for name, rows in settings.items()},
                         test, roots, folders, seeds, config, progress)
-    runs = runs.assign(dataset=manifest["dataset"].iloc[0], extra_images=runs["train_images"] - len(train))
+    added = {name: int((rows["source"] != "real").sum()) for name, rows in settings.items()}
+    runs = runs.assign(dataset=manifest["dataset"].iloc[0], extra_images=runs["setting"].map(added))
     return _with_records(runs, exports) if augmented is not None else runs
 
 
@@ -156,16 +156,28 @@ def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | M
     return exports
 
 
-def _check_same_data_set(exports: Mapping[str, Path]) -> None:
-    """Exports compared in one study must hold the same real images (train, query and gallery) under the same names."""
+def _check_same_data_set(exports: Mapping[str, Path]) -> str:
+    """Exports compared in one study must hold the same real images (train, query and gallery) under the same names;
+    an export without real training images (another training set, e.g. Table 4's MARS) the same query and gallery.
+    Returns the name of the first export with real training images (the baseline's)."""
     from ..data.export import MAPPING_FILE
 
     real = {name: _real_rows(folder / MAPPING_FILE) for name, folder in exports.items()}
-    first = next(iter(real))
-    other = [name for name in real if not real[name].equals(real[first])]
+    with_train = [name for name, rows in real.items() if (rows["split"] == "train").any()]
+    if not with_train:
+        raise ValueError(f"none of the exports {sorted(exports)} holds real training images to train the baseline on: "
+                         "pass the augmentation's export too")
+    first, other = with_train[0], []
+    for name, rows in real.items():
+        reference = real[first]
+        if name not in with_train:  # only its query and gallery are compared
+            reference = reference[reference["split"] != "train"].reset_index(drop=True)
+        if not rows.equals(reference):
+            other.append(name)
     if other:
         raise ValueError(f"the exports of {other} hold other real images than that of {first!r} ({exports[first]}): "
                          "compare augmentations of one data set, each exported by `cli augment`")
+    return first
 
 
 def _real_rows(mapping_file: Path) -> pd.DataFrame:

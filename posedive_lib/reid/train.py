@@ -120,8 +120,11 @@ def _check_same_config(out_dir: Path, config: TrainConfig) -> None:
 
 
 def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
-               progress: bool = True, in_memory: bool = True, stop_after: int | None = None) -> Path:
+               progress: bool = True, in_memory: bool | None = None, stop_after: int | None = None) -> Path:
     """Train on the rows of ``frame`` (all of them: select the train split first); return the weights file.
+
+    The images are decoded once into memory unless they would take more than ``reid.data.IN_MEMORY_LIMIT`` bytes
+    (``in_memory=None``; True or False forces it); either way the run is the same.
 
     ``stop_after`` ends the run after that many iterations (at a segment boundary), as an interruption would.
     On a CPU the run uses ``config.threads`` torch threads (restored afterwards).
@@ -132,7 +135,7 @@ def train_reid(frame: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.P
         return _train(frame, root, out_dir, config, progress, in_memory, stop_after)
 
 
-def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory: bool, stop_after: int | None) -> Path:
+def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory: bool | None, stop_after: int | None) -> Path:
     from accelerate.utils import set_seed
     from pytorch_metric_learning import distances, losses, miners, samplers
     from safetensors.torch import save_file
