@@ -15,7 +15,7 @@ from posedive_lib.cli import main
 from posedive_lib.data.quantity_control import quantity_exports
 from posedive_lib.data.real_datasets import load_market1501, load_mars_train
 from posedive_lib.generator.sizes import tiny_generator
-from posedive_lib.reid.dataset_study import augmented_export
+from posedive_lib.reid.dataset_study import _check_same_data_set, augmented_export
 
 KEEP_ALL = FilterThresholds(0.0, 0.0, 1.0, 0.0)
 
@@ -93,6 +93,12 @@ def test_the_quantity_set_adds_as_many_mars_frames_per_person_as_posedive_adds(s
     assert runs.loc["quantity", "extra_images"] == runs.loc["quantity", "train_images"] - runs.loc["baseline", "train_images"]
     with pytest.raises(SystemExit, match="none of the exports .* holds real training images .* the augmentation's export"):
         main(["reid", "--augmented", str(out / "mars"), "--preset", "tiny", "--out", str(tmp_path / "alone")])
+    with pytest.raises(SystemExit, match="trains on other people than the baseline .* diversity/ export"):
+        main(["reid", "--augmented", str(out / "mars"), str(augmentation["export"]), "--preset", "tiny",
+              "--out", str(tmp_path / "everyone")])  # Market's whole training split: one person MARS lacks
+    assert _check_same_data_set({"mars": out / "mars", "posedive": out / "diversity"}) == "posedive"  # the baseline's
+    quantity_exports(augmentation["export"], mars, out, seed=0)  # without all_mars: the earlier mars/ is removed
+    assert sorted(path.name for path in out.iterdir()) == ["diversity", "quantity"]
 
     few = shutil.copytree(mars, tmp_path / "few")  # one person with a single frame: the others' frames make up the rest
     person = sorted((few / "bbox_train").iterdir())[0]

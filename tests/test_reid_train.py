@@ -96,10 +96,10 @@ def test_training_images_are_held_in_memory_up_to_a_size(world, monkeypatch):
     from posedive_lib.reid import data
 
     train = world.subset("train")
-    assert data.ManifestImages(train, world.root, (32, 16), in_memory=None)._cache is not None
+    assert data.ManifestImages(train, world.root, (32, 16), in_memory=None).in_memory
     monkeypatch.setattr(data, "IN_MEMORY_LIMIT", len(train) * 3 * 32 * 16 - 1)  # one byte short: read on access
     images = data.ManifestImages(train, world.root, (32, 16), in_memory=None)
-    assert images._cache is None and images[0][0].shape == (3, 32, 16)
+    assert not images.in_memory and images[0][0].shape == (3, 32, 16)
 
 
 def test_features_from_a_trained_model(world, tmp_path):

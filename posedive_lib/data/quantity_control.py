@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -28,10 +29,10 @@ DIVERSITY, QUANTITY, ALL_MARS = "diversity", "quantity", "mars"
 
 def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, out_dir: str | os.PathLike,
                      seed: int = 0, all_mars: bool = False) -> dict:
-    """Write ``out_dir/diversity`` and ``out_dir/quantity`` (and with ``all_mars``, ``out_dir/mars``; Market-1501
-    layout, hard links) from ``export`` (the ``market_layout/`` of ``augment`` on Market-1501) and MARS at
-    ``mars_root``; returns the folders by name and ``"counts"`` (per person: real, generated and drawn MARS images,
-    and with ``all_mars`` all of that person's MARS frames, ``mars_all``)."""
+    """Write ``out_dir/diversity`` and ``out_dir/quantity`` (and with ``all_mars``, ``out_dir/mars``, else an earlier
+    ``mars/`` is removed; Market-1501 layout, hard links) from ``export`` (the ``market_layout/`` of ``augment`` on
+    Market-1501) and MARS at ``mars_root``; returns the folders by name and ``"counts"`` (per person: real, generated
+    and drawn MARS images, and with ``all_mars`` all of that person's MARS frames, ``mars_all``)."""
     from ..augment.dataset_augmentation import AUGMENTATION_RECORD
     from ..reid.dataset_study import augmented_export, export_record
     from .export import export_market_layout
@@ -71,6 +72,8 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
     for name, frame in frames.items():
         export_market_layout(frame, roots, out_dir / name, link=True, overwrite=True,
                              extra_files={AUGMENTATION_RECORD: json.dumps(records[name], indent=1)})
+    if not all_mars and (out_dir / ALL_MARS / AUGMENTATION_RECORD).is_file():  # an earlier run's, not of this export
+        shutil.rmtree(out_dir / ALL_MARS)
     counts = {"real": fixed[fixed["split"] == "train"].groupby("pid").size(),
               "generated": generated.groupby("pid").size(), "mars": extra.groupby("pid").size()}
     if all_mars:

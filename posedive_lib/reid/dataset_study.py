@@ -52,9 +52,10 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
                   progress: bool = True) -> pd.DataFrame:
     """Train and evaluate ``baseline`` (the real training images) and, with ``augmented`` (an export of
     ``cli augment``, or several: see :func:`named_exports`; e.g. one per gallery mode, as the paper's Table 2),
-    ``posedive`` (or each setting: plus that export's kept generated images) on the data set's query and gallery;
-    one row per setting and seed, with the data set's name. Without ``augmented``, the baseline of ``dataset`` at
-    ``data_root``.
+    ``posedive`` (or each setting: the training images of that export, the real ones plus its kept generated images,
+    or for ``cli quantity``'s exports its MARS frames) on the data set's query and gallery; one row per setting and
+    seed, with the data set's name and ``extra_images``, the setting's training images that are not the data set's
+    own (for Table 4's ``mars``, all of them). Without ``augmented``, the baseline of ``dataset`` at ``data_root``.
 
     Runs live in ``out_dir/runs`` (reused when finished, resumed when interrupted). A preset's batch asks for
     ``config.P`` identities; a data set with fewer training identities gets a smaller P (a stand-in, not a real set).
@@ -72,7 +73,7 @@ def dataset_study(config: TrainConfig, seeds: list[int], out_dir: str | os.PathL
         settings, roots = {"baseline": train}, {"baseline": root, **exports}
         for name, rows in manifests.items():
             rows = rows[rows["split"] == "train"]
-            if (rows["source"] == "real").all():  # it would train the baseline's images again
+            if not rows.empty and (rows["source"] == "real").all():  # it would train the baseline's images again
                 raise ValueError(f"{exports[name]} holds no generated images (the keypoint filter kept none): augment "
                                  "again with a lower --tau (no new pose estimation), or train the baseline alone with "
                                  "--dataset and --data-root")
@@ -158,30 +159,39 @@ def named_exports(augmented: str | os.PathLike | Sequence[str | os.PathLike] | M
 
 def _check_same_data_set(exports: Mapping[str, Path]) -> str:
     """Exports compared in one study must hold the same real images (train, query and gallery) under the same names;
-    an export without real training images (another training set, e.g. Table 4's MARS) the same query and gallery.
-    Returns the name of the first export with real training images (the baseline's)."""
+    an export without real training images (another training set of the same people, Table 4's MARS) the same query
+    and gallery and the same training people. Returns the name of the first export with real training images (the
+    baseline's)."""
     from ..data.export import MAPPING_FILE
 
-    real = {name: _real_rows(folder / MAPPING_FILE) for name, folder in exports.items()}
+    mappings = {name: pd.read_csv(folder / MAPPING_FILE) for name, folder in exports.items()}
+    real = {name: _real_rows(mapping) for name, mapping in mappings.items()}
     with_train = [name for name, rows in real.items() if (rows["split"] == "train").any()]
     if not with_train:
         raise ValueError(f"none of the exports {sorted(exports)} holds real training images to train the baseline on: "
-                         "pass the augmentation's export too")
-    first, other = with_train[0], []
+                         "pass the augmentation's export too (for Table 4, the diversity/ export beside mars/)")
+    first = with_train[0]
+    people = set(real[first].loc[real[first]["split"] == "train", "pid"])
+    other = []
     for name, rows in real.items():
         reference = real[first]
-        if name not in with_train:  # only its query and gallery are compared
+        if name not in with_train:  # only its query and gallery, and its training people
             reference = reference[reference["split"] != "train"].reset_index(drop=True)
+            train = mappings[name][mappings[name]["split"] == "train"]
+            if set(train["pid"]) != people:
+                raise ValueError(f"{exports[name]} trains on other people than the baseline of {exports[first]}: "
+                                 "compare it with the diversity/ export that `cli quantity --all-mars` wrote with it")
         if not rows.equals(reference):
             other.append(name)
     if other:
         raise ValueError(f"the exports of {other} hold other real images than that of {first!r} ({exports[first]}): "
-                         "compare augmentations of one data set, each exported by `cli augment`")
+                         "compare augmentations of one data set, each exported by `cli augment` (or `cli quantity`)")
     return first
 
 
-def _real_rows(mapping_file: Path) -> pd.DataFrame:
-    mapping = pd.read_csv(mapping_file)
+def _real_rows(mapping: Path | pd.DataFrame) -> pd.DataFrame:
+    """The rows of an export's ``mapping.csv`` (its path, or the table) for real images of the data set."""
+    mapping = pd.read_csv(mapping) if isinstance(mapping, Path) else mapping
     return mapping[mapping["source"] == "real"].reset_index(drop=True)
 
 
