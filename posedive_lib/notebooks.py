@@ -84,6 +84,8 @@ def check_real_data_run(dataset: str, tau: float, reid_preset: str, reid_pretrai
     FilterThresholds.at(tau)
     AugmentConfig(per_id=per_id, steps=sample_steps)
     check_sweep(sweep_taus, sweep_per_id, per_id)
+    if not isinstance(all_mars, bool):
+        raise ValueError(f"all_mars is True or False (the paper's Table 4 with mars_root), got {all_mars!r}")
     if all_mars and mars_root is None:
         raise ValueError("all_mars (the paper's Table 4) trains on MARS's frames: set mars_root to the MARS folder too")
     if mars_root is not None:

@@ -96,7 +96,7 @@ def test_loss_falls_on_a_small_set():
 
     before = fixed_loss()
     optimizer = torch.optim.AdamW(gen.trainable.parameters(), lr=1e-3)
-    for step in range(40):
+    for step in range(15):  # the fixed loss is about 0.3 times the first after 15 steps, 0.15 after 40
         optimizer.zero_grad()
         diffusion_loss(gen, data.batch(8, 0, step), config, torch.Generator().manual_seed(100 + step)).backward()
         optimizer.step()

@@ -195,6 +195,8 @@ def test_real_data_notebook_settings_are_checked_before_any_training(tmp_path):
             check_real_data_run(dataset, 0.6, "tiny", None, custom_split=split, modes=modes, mars_root=str(tmp_path))
     with pytest.raises(ValueError, match="all_mars .* set mars_root to the MARS folder too"):
         check_real_data_run("market1501", 0.6, "tiny", None, all_mars=True)
+    with pytest.raises(ValueError, match="all_mars is True or False"):
+        check_real_data_run("market1501", 0.6, "tiny", None, mars_root=str(tmp_path), all_mars="yes")
     for taus, counts, message in ((0.3, [], "a list of distinct confidences"), ([0.3, 1.2], [], "a list of distinct"),
                                   ([], [5, 15], r"from 1 to per_id - 1 \(14\)"), ([], [2.5], "whole numbers")):
         with pytest.raises((ValueError, TypeError), match=message):
