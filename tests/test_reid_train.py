@@ -142,6 +142,16 @@ def test_runs_side_by_side_give_the_same_rows_as_one_after_the_other(world, tmp_
     assert list(alone["setting"]) == ["all", "half", "all", "half"] and list(alone["seed"]) == [0, 0, 1, 1]
     pd.testing.assert_frame_equal(alone, pooled)
     assert alone.loc[0, "train_images"] == len(train) > alone.loc[1, "train_images"]
+    import multiprocessing
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started for finished runs")
+
+    with pytest.MonkeyPatch.context() as patch:  # finished runs are scored here, with the pool's thread count
+        patch.setattr(multiprocessing, "get_context", no_pool)
+        pd.testing.assert_frame_equal(
+            run_settings(settings, test, world.root, tmp_path / "pooled", [0, 1], config, progress=False, workers=2),
+            pooled)
 
 
 def test_bad_training_config():

@@ -39,10 +39,15 @@ def training_set_key(train: pd.DataFrame) -> str:
     return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:12]
 
 
+def run_folder(train: pd.DataFrame, out_dir: str | os.PathLike, seed: int) -> Path:
+    """Where the run of ``train`` with ``seed`` lives under ``out_dir``."""
+    return Path(out_dir) / f"set-{training_set_key(train)}" / f"seed{seed}"
+
+
 def trained_run(train: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, seed: int,
                 config: TrainConfig = TrainConfig(), progress: bool = True) -> Path:
     """The run of ``train`` with ``seed`` under ``out_dir`` (trained, resumed or reused): its folder."""
-    run_dir = Path(out_dir) / f"set-{training_set_key(train)}" / f"seed{seed}"
+    run_dir = run_folder(train, out_dir, seed)
     train_reid(train, root, run_dir, replace(config, seed=seed), progress=progress)
     return run_dir
 
@@ -58,7 +63,8 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
     cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
-    On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side.
+    On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side;
+    finished runs are only scored, in this process (with the same thread count, so the same scores).
     """
     import torch
 
@@ -74,8 +80,14 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     threads = None if torch.cuda.is_available() else config.threads
     if threads is None:  # one GPU, or runs that take every core: one after the other
         workers = 1
-    results = run_jobs(train_and_evaluate, jobs, workers, threads, desc="re-id runs", progress=progress)
-    rows = [{"setting": name, "seed": seed, **scores} for (name, seed), scores in zip(names, results)]
+    finished = [(run_folder(train, out, seed) / "model.safetensors").is_file() for train, _, _, out, seed, _ in jobs]
+    results = {}
+    for done, count, desc in ((True, 1, "re-id runs (finished: scored)"), (False, workers, "re-id runs")):
+        chosen = [i for i, is_done in enumerate(finished) if is_done == done]  # no worker pool for finished runs
+        scores = list(run_jobs(train_and_evaluate, [jobs[i] for i in chosen], count, threads, desc=desc,
+                               progress=progress and bool(chosen)))
+        results.update(zip(chosen, scores))
+    rows = [{"setting": name, "seed": seed, **results[i]} for i, (name, seed) in enumerate(names)]
     return pd.DataFrame(rows)
 
 
