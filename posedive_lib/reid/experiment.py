@@ -64,7 +64,8 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
     cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
     On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side;
-    finished runs are only scored, in this process (with the same thread count, so the same scores).
+    finished runs are only scored, in this process (with the same thread count, so the same scores as in a worker,
+    unless the caller changed torch's global settings, such as its default dtype).
     """
     import torch
 
