@@ -77,7 +77,7 @@ def quantity_exports(export: str | os.PathLike, mars_root: str | os.PathLike, ou
     counts = {"real": fixed[fixed["split"] == "train"].groupby("pid").size(),
               "generated": generated.groupby("pid").size(), "mars": extra.groupby("pid").size()}
     if all_mars:
-        counts["mars_all"] = mars[mars["pid"].isin(shared)].groupby("pid").size()
+        counts["mars_all"] = every.groupby("pid").size()
     counts = pd.DataFrame(counts).fillna(0).astype(int).rename_axis("pid")
     return {**{name: out_dir / name for name in frames}, "counts": counts}
 

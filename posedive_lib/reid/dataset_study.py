@@ -189,9 +189,8 @@ def _check_same_data_set(exports: Mapping[str, Path]) -> str:
     return first
 
 
-def _real_rows(mapping: Path | pd.DataFrame) -> pd.DataFrame:
-    """The rows of an export's ``mapping.csv`` (its path, or the table) for real images of the data set."""
-    mapping = pd.read_csv(mapping) if isinstance(mapping, Path) else mapping
+def _real_rows(mapping: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an export's ``mapping.csv`` for real images of the data set."""
     return mapping[mapping["source"] == "real"].reset_index(drop=True)
 
 
@@ -208,7 +207,7 @@ def _data_key(root: Path, setting: str, export: bool) -> str:
     if not export:
         digest.update(str(root.resolve()).encode())
     elif setting == "baseline":
-        digest.update(_real_rows(root / MAPPING_FILE).to_csv(index=False).encode())
+        digest.update(_real_rows(pd.read_csv(root / MAPPING_FILE)).to_csv(index=False).encode())
     else:
         digest.update((root / MAPPING_FILE).read_bytes())
         if (root / AUGMENTATION_RECORD).is_file():  # hashed as first written, without its mode and per_id (the plan
