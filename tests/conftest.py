@@ -62,6 +62,25 @@ def train_smoke_generator():
     return train
 
 
+@pytest.fixture(scope="session")
+def jpeg_pixels():
+    """``(image) -> float array``: the pixels of a JPEG file, or of an image array after the JPEG encoding that the
+    world's and the augmentation's images get (quality 95), to compare a re-rendered image with a saved one exactly."""
+    def pixels(image):
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        if isinstance(image, np.ndarray):
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=95)
+            image = buffer
+        return np.asarray(Image.open(image), dtype=float)
+
+    return pixels
+
+
 @pytest.fixture
 def sd15_like_folder():
     """``(root) -> None``: write a tiny folder in the Stable Diffusion 1.5 layout (4-level VAE: x8) to ``root / "sd"``

@@ -45,6 +45,8 @@ def test_a_run_resumes_in_the_precision_it_began_in(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="begun in fp16 on a GPU, and a run resumes in the precision it began in: resume it on a GPU"):
             resume_precision(state, "auto")
+    else:
+        assert resume_precision(state, "auto") == "fp16"
 
 
 def test_device_parameter_is_checked_and_cpu_hides_the_gpus(monkeypatch):

@@ -45,10 +45,27 @@ def test_gallery_modes_draw_poses_and_viewpoints_as_the_paper_ablations(train):
         GalleryConfig(mode="everything")
 
 
-def test_gallery_is_rendered_once_and_cached(gallery, tmp_path):
+def test_gallery_is_rendered_once_and_cached(gallery, tmp_path, monkeypatch):
     assert gallery.depth.shape == (6, 128, 64) and gallery.skeleton.shape == (6, 128, 64, 3)
     assert (gallery.depth > 0).mean(axis=(1, 2)).min() > 0.03  # a body in every map
     assert {"condition_id", "pose_id", "elevation", "azimuth"} <= set(gallery.table.columns)
+    cache = tmp_path / "cache"
+    first = build_condition_gallery(GalleryConfig(size=6), cache=cache, progress=False)
+    assert len(list(cache.glob("gallery-*.npz"))) == 1
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("the cached gallery was rendered again")
+
+    import posedive_lib.render.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "ConditionRenderer", no_rendering)
+    again = build_condition_gallery(GalleryConfig(size=6), cache=cache, progress=False)
+    for name in ("depth", "normal", "skeleton"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+        np.testing.assert_array_equal(getattr(again, name), getattr(gallery, name))  # same config, same maps
+    pd.testing.assert_frame_equal(again.table, first.table)
+    with pytest.raises(AssertionError, match="rendered again"):  # another gallery is not in the cache
+        build_condition_gallery(GalleryConfig(size=6, seed=1), cache=cache, progress=False)
 
 
 def test_plan_is_seeded_and_gives_every_identity_the_same_number(train, gallery):
@@ -59,7 +76,7 @@ def test_plan_is_seeded_and_gives_every_identity_the_same_number(train, gallery)
     assert not plan.equals(plan_augmentation(train, gallery, AugmentConfig(per_id=5, seed=4), "generated"))
 
 
-def test_oracle_mode_renders_the_true_identities(smoke_world, train, gallery, tmp_path):
+def test_oracle_mode_renders_the_true_identities(smoke_world, train, gallery, tmp_path, jpeg_pixels):
     from posedive_lib.data.synthetic.world import OracleRenderer
 
     manifest = augment(train, smoke_world.root, gallery, tmp_path, AugmentConfig(per_id=2, batch=4),
@@ -68,6 +85,17 @@ def test_oracle_mode_renders_the_true_identities(smoke_world, train, gallery, tm
     assert set(manifest["parent"]) <= set(train["path"])
     assert manifest["condition_id"].isin(gallery.table["condition_id"]).all()
     assert all((tmp_path / p).is_file() for p in manifest["path"])
+    from posedive_lib.augment.condition_gallery import gallery_pose_sources
+
+    oracle = OracleRenderer(smoke_world.config)
+    for row in manifest.iloc[[0, -1]].itertuples():  # each image: its person, in its condition, seen by its camera
+        condition = gallery.table.set_index("condition_id").loc[row.condition_id]
+        pose = gallery_pose_sources(int(condition["source_seed"]))[condition["pose_source"]][int(condition["pose_index"])]
+        saved = jpeg_pixels(tmp_path / row.path)
+        drawn = {pid: jpeg_pixels(oracle.render([pid], [pose], condition["elevation"], condition["azimuth"], row.camid,
+                                                row.seed).images[0]) for pid in (row.pid, row.pid % 3 + 1)}
+        np.testing.assert_array_equal(drawn[row.pid], saved)
+        assert np.abs(drawn[row.pid % 3 + 1] - saved).mean() > 5  # another person in the same shot
     with pytest.raises(ValueError, match="exactly one"):
         augment(train, smoke_world.root, gallery, tmp_path / "x", AugmentConfig())
 

@@ -44,4 +44,8 @@ def test_oracle_gain_share_is_paired_by_seed():
     assert share["per_seed"] == {0: 0.5, 1: 1.0} and share["mean"] == pytest.approx(0.75)
     with pytest.raises(ValueError, match="not in results"):
         oracle_gain_share(runs, "baseline", "missing", "oracle")
-    assert plot_settings(runs, ["baseline", "aug", "oracle"]) is not None
+    figure = plot_settings(runs, ["baseline", "aug", "oracle", "absent"])  # a setting without runs is left out
+    mAP_axes = figure.axes[0]
+    assert [bar.get_height() for bar in mAP_axes.patches] == [45, 52.5, 55]  # bars: the mean over seeds
+    assert [list(line.get_ydata()) for line in mAP_axes.get_lines()] == [[50, 55, 60], [40, 50, 50]]  # a line per seed
+    assert [tick.get_text() for tick in mAP_axes.get_xticklabels()] == ["baseline", "aug", "oracle"]

@@ -119,7 +119,7 @@ def test_smpl_missing_file_says_where_to_get_it(tmp_path, monkeypatch):
         SMPLBody(tmp_path / "nowhere.pkl")
     with pytest.raises(FileNotFoundError, match="no neutral SMPL model file"):
         SMPLBody(tmp_path)
-    with pytest.raises(ValueError, match="gender"):
+    with pytest.raises(ValueError, match="SMPL gender must be one of"):
         SMPLBody(tmp_path, gender="other")
 
 

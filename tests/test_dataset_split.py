@@ -129,7 +129,7 @@ def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path, monkeyp
 @needs_mediapipe
 def test_cli_splits_and_refuses_impossible_options_before_reading_images(market, tmp_path, capsys):
     out = tmp_path / "pose"
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no person found by mediapipe"):
         assert main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "pose",
                      "--clusters", "2", "--out", str(out)]) == 0
     assert "read it as --dataset market1501" in capsys.readouterr().out

@@ -22,7 +22,9 @@ def _constraints() -> dict[str, str]:
 
 def test_constraints_pin_cpu_compatible_torch_and_no_torchvision():
     pins = _constraints()
-    assert pins["torch"] == "2.13.0"
+    assert pins["torch"] == "2.13.0"  # the project's torch (its CPU build installs here)
+    for named in ("Makefile", "environment.yml", "constraints.txt"):  # the comments that name the pin agree with it
+        assert f"torch=={pins['torch']}" in (PROJECT_ROOT / named).read_text(), named
     assert "torchvision" not in pins
 
 

@@ -89,7 +89,7 @@ def test_statistics_are_recorded_for_every_generated_image(smoke_world, tmp_path
     assert judged["id_cosine"].to_numpy() == pytest.approx(1.0, abs=1e-5)  # an image against itself
     other = add_identity_similarity(stats, smoke_world.root, tiny_judge())["id_cosine"]
     assert other.between(-1, 1).all() and (other < 0.9999).all()
-    with pytest.raises(ValueError, match="gallery"):
+    with pytest.raises(ValueError, match="not in this gallery"):
         keypoint_statistics(manifest.assign(condition_id="nope"), smoke_world.root, gallery, BrightnessEstimator(), progress=False)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from posedive_lib.generator.data import PairData, to_uint8
-from posedive_lib.generator.model import PoseDiveGenerator
+from posedive_lib.generator.model import PoseDiveGenerator, is_saved_generator
 from posedive_lib.generator.pipeline import PoseDivePipeline
 from posedive_lib.generator.pose_guider import PoseGuider
 from posedive_lib.generator.sizes import sd15_generator, sd15_random_generator, tiny_generator
@@ -142,8 +142,8 @@ def test_sampler_computes_pose_features_once_and_they_equal_the_condition_maps(g
 def test_training_resumes_exactly_and_saves_a_loadable_generator(tmp_path, train_smoke_generator):
     references, conditions = inputs(4)
     straight = train_smoke_generator(tmp_path / "straight", references, conditions)
-    assert train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2)
-    assert (tmp_path / "resumed" / "checkpoint").is_dir()
+    assert not is_saved_generator(train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2))
+    assert (tmp_path / "resumed" / "checkpoint").is_dir()  # stopped: a checkpoint, no saved generator yet
     log = tmp_path / "resumed" / "loss.csv"
     with open(log, "a") as handle:  # a run killed after logging step 3 but before its checkpoint redoes step 3
         handle.write("3,0.5,0.001\n")
@@ -185,7 +185,8 @@ def test_training_previews_sample_the_ema_weights_and_leave_training_unchanged(t
     assert np.array_equal(samples[config.steps], to_uint8(final).numpy())
 
     # an interrupted run resumes its previews: none recorded twice, none skipped
-    assert train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2, config=config, preview=preview)
+    stopped = train_smoke_generator(tmp_path / "resumed", references, conditions, stop_after=2, config=config, preview=preview)
+    assert not is_saved_generator(stopped)
     assert list(load_previews(tmp_path / "resumed" / "previews")[1]) == [0]
     train_smoke_generator(tmp_path / "resumed", references, conditions, config=config, preview=preview)
     _, resumed = load_previews(tmp_path / "resumed" / "previews")
@@ -239,7 +240,7 @@ def test_sd15_size_loads_from_local_folders(tmp_path, sd15_like_folder):
         gen.write_reference(latents, gen.embed_images(references))
         out = gen.denoise(latents, torch.tensor([10, 10]), gen.embed_images(references), conditions)
     assert out.shape == latents.shape == (2, 4, 8, 4)
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(FileNotFoundError, match="is not a .*: missing"):
         sd15_generator(tmp_path / "clip", tmp_path / "clip")
     with pytest.raises(FileNotFoundError, match="not found"):
         sd15_generator(tmp_path / "nowhere", tmp_path / "clip")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pandas as pd
 import pytest
 
 from posedive_lib.notebooks import ORDER, notebook_path, run_notebook
@@ -26,10 +27,20 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
         nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{name}: {errors}"
-    assert (out / "bias_coverage.csv").is_file() and (out / "bias_viewpoints_poses.png").is_file()
-    for table in ("quality_statistics.csv", "ablation_identity_filter.csv", "ablation_threshold.png"):
-        assert (out / table).is_file(), table
-    assert (out / "summary.csv").is_file() and list(summary.columns)[:4] == ["experiment", "dataset", "setting", "seed"]
+    coverage = pd.read_csv(out / "bias_coverage.csv").set_index("set")
+    assert list(coverage.index) == ["train", "augmentation", "train + augmentation"]
+    assert coverage.loc["train + augmentation", "images"] == coverage.loc[["train", "augmentation"], "images"].sum()
+    assert (out / "bias_viewpoints_poses.png").is_file() and (out / "ablation_threshold.png").is_file()
+    quality = pd.read_csv(out / "quality_statistics.csv")
+    assert {"generated_both", "generated_pose", "generated_viewpoint"} <= set(quality["set"]) and (quality["images"] > 0).all()
+    assert quality["keypoints_found"].between(0, 1).all() and quality["id_cosine_mean"].between(-1, 1).all()
+    identity_filter = pd.read_csv(out / "ablation_identity_filter.csv").sort_values("min_id_cosine")
+    assert identity_filter["min_id_cosine"].iloc[0] == -1  # the unfiltered set first; a higher bar keeps fewer images
+    assert identity_filter["extra_images"].is_monotonic_decreasing and identity_filter["mAP"].between(0, 100).all()
+    assert list(summary.columns)[:4] == ["experiment", "dataset", "setting", "seed"]
+    pd.testing.assert_frame_equal(summary, pd.read_csv(out / "summary.csv"), check_dtype=False)
+    assert set(summary["seed"]) == {0}
+    assert {"baseline", "oracle"} <= set(summary["setting"]) and summary["mAP"].between(0, 100).all()
     capsys.readouterr()
     run_chain("smoke", seeds=(0,), results_root=tmp_path)
     assert capsys.readouterr().out.count("up to date, skipped") == len(ORDER)
@@ -64,8 +75,6 @@ def test_unknown_notebook_is_named():
 
 def test_bias_notebook_annotates_a_real_data_set_in_market_layout(tmp_path):
     """A Market-1501 folder (the smoke world exported in its layout) goes through mediapipe annotation."""
-    import pandas as pd
-
     from posedive_lib.data.export import export_market_layout
     from posedive_lib.data.synthetic.world import build_world
 
@@ -83,8 +92,6 @@ def test_bias_notebook_annotates_a_real_data_set_in_market_layout(tmp_path):
 def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars):
     """Notebook 08 on a Market-1501 folder, a frames folder and a MARS folder made of the smoke world, the committed
     stage 1."""
-    import pandas as pd
-
     from posedive_lib.data.export import export_market_layout
     from posedive_lib.data.real_datasets import load_mars_train
     from posedive_lib.data.synthetic.world import build_world
@@ -140,8 +147,6 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     """Notebook 08 with custom_split: the Cam split of the data set, then augmentation and Re-ID on that split, with
     the sweep over images per identity."""
     import importlib.util
-
-    import pandas as pd
 
     from posedive_lib.data.real_datasets import load_market1501
     from posedive_lib.notebooks import REAL_DATA_NOTEBOOK

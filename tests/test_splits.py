@@ -61,7 +61,7 @@ def test_pose_split_separates_pose_clusters():
     wrist_height = lambda f: pose_features(decode_keypoints(f.keypoints))[:, 2 * COCO17_INDEX["left_wrist"] + 1]
     # The two pose families end up on different sides: wrists up only on one side.
     train_up, test_up = (wrist_height(train) < -1.5).mean(), (wrist_height(test) < -1.5).mean()
-    assert {round(train_up), round(test_up)} == {0, 1}
+    assert min(train_up, test_up) < 0.05 and max(train_up, test_up) > 0.95
 
 
 def test_split_errors():

@@ -35,14 +35,16 @@ def test_ablation_tables_compare_each_setting_with_the_tables_first_row_seed_by_
     assert tables["table3_diversity_vs_quantity"].loc["in_domain", "extra_images"] == 720
 
 
-def test_sweeps_are_sorted_by_their_parameter_and_validate_counts():
+def test_sweeps_are_sorted_by_their_parameter_and_drawn_with_the_baseline():
     points = per_id_points("quick")
     assert points["baseline"] == 0 and points["both"] == PROFILES["quick"].augment_per_id
     runs = fake_runs({"baseline": [50, 52, 54], "both_per_id_2": [53, 55, 57], "both": [40, 42, 44]})
     table = sweep_table(runs, {k: v for k, v in points.items() if k in set(runs.setting)}, "per_id")
     assert list(table["per_id"]) == [0, 2, PROFILES["quick"].augment_per_id] and table.loc["both_per_id_2", "mAP"] == 55.0
     assert table.loc["both", "mAP_std"] == pytest.approx(2.0)
-    assert plot_sweep(table, "per_id") is not None
+    drawn = [line for line in plot_sweep(table, "per_id").axes[0].get_lines() if line.get_marker() == "o"]
+    assert [list(line.get_xdata()) for line in drawn] == [[0, 2, PROFILES["quick"].augment_per_id]]  # sorted points
+    assert list(drawn[0].get_ydata()) == [52.0, 55.0, 42.0]
     lines = plot_sweep(table, "per_id", baseline={"mAP": 52.0, "R1": 60.0}).axes[1].get_lines()
     assert [list(line.get_ydata()) for line in lines if line.get_linestyle() == "--"] == [[60.0, 60.0]]
     assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")

@@ -135,11 +135,20 @@ def test_bad_world_config_is_rejected():
         build_world("gigantic")
 
 
-def test_oracle_renderer_shows_true_identities_in_any_pose(person_renderer):
+def test_oracle_renderer_shows_true_identities_in_any_pose(person_renderer, smoke_world, jpeg_pixels):
     from posedive_lib.body.poses import ExternalPoseLibrary
-    from posedive_lib.data.synthetic.world import OracleRenderer
+    from posedive_lib.data.synthetic.world import OracleRenderer, pose_sources
 
-    oracle = OracleRenderer(SMOKE, renderer=person_renderer)
+    config = smoke_world.config
+    oracle = OracleRenderer(config, renderer=PersonRenderer(config.width, config.height, config.supersample,
+                                                            body=person_renderer.body))
+    spec = next(s for s in plan_shots(config) if s.set == "train")  # a training image of the world, as planned
+    pose = pose_sources(config.seed)[spec.pose_source][spec.pose_index]
+    stored = jpeg_pixels(smoke_world.root / spec.path)
+    drawn = {pid: jpeg_pixels(oracle.render([pid], [pose], spec.elevation, spec.azimuth, spec.camid, spec.seed).images[0])
+             for pid in (spec.pid, spec.pid + 1)}
+    np.testing.assert_array_equal(drawn[spec.pid], stored)  # the world's own image of that person
+    assert np.abs(drawn[spec.pid + 1] - stored).mean() > 5  # another identity in the same shot is not
     poses = ExternalPoseLibrary(seed=9).sample(3, np.random.default_rng(0))
     out = oracle.render([1, 2, 3], poses, 20.0, np.array([30.0, 150.0, 270.0]), camid=2)
     assert out.images.shape == (3, 128, 64, 3)
