@@ -39,7 +39,7 @@ GENERATED_SCORES = ("rank1_generated", "closer_generated", "cos_same_generated",
 # Settings of the ablation study shown together, with the paper's table each reproduces.
 ABLATION_TABLES = {
     "table2_modes": ("baseline", "viewpoint", "pose", "both"),
-    "table3_diversity_vs_quantity": ("baseline", "in_domain", "both"),
+    "table3_diversity_vs_quantity": ("baseline", "oracle_in_domain", "in_domain", "both"),
     "table8b_pose_source": ("in_domain", "both"),
 }
 
@@ -178,7 +178,8 @@ def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: boo
 def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir: str | os.PathLike,
                   progress: bool = False) -> dict[str, pd.DataFrame]:
     """Extra training rows per ablation setting: one generated set per gallery mode (``both``, ``pose``,
-    ``viewpoint``, ``in_domain``), ``both`` cut to fewer images per identity (``both_per_id_<n>``) and
+    ``viewpoint``, ``in_domain``), as many true renders of the same people in the in-domain conditions
+    (``oracle_in_domain``: more real images of the training distribution, Table 3's quantity), ``both`` cut to fewer images per identity (``both_per_id_<n>``) and
     ``both`` keypoint-filtered with all thresholds at tau (``both_tau_<tau>``) and ``both`` filtered by
     identity: Re-ID cosine similarity to the reference at least c, judged by the baseline model
     (``both_id_<c>``)."""
@@ -189,6 +190,7 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
     config = augment_config(profile, seed)
     sets = {mode: augmentation_set(world, mode, config, settings.augment_gallery_size, generator_dir, progress)
             for mode in MODES}
+    sets["oracle_in_domain"] = augmentation_set(world, "in_domain", config, settings.augment_gallery_size, None, progress)
     both = sets["both"]
     for n in settings.per_id_counts:
         if not 0 < n < config.per_id:

@@ -21,9 +21,10 @@ def fake_runs(values: dict[str, list[float]], extra: dict[str, int] | None = Non
     return pd.DataFrame(rows)
 
 
-def test_ablation_tables_compare_each_setting_with_the_tables_first_row_seed_by_seed():
+def test_ablation_tables_compare_each_setting_with_the_tables_first_row_seed_by_seed(tmp_path):
     runs = fake_runs({"baseline": [50, 60, 55], "viewpoint": [52, 61, 57], "pose": [49, 62, 58],
-                      "both": [55, 65, 60], "in_domain": [51, 59, 54]}, extra={"both": 720, "in_domain": 720})
+                      "both": [55, 65, 60], "in_domain": [51, 59, 54], "oracle_in_domain": [56, 66, 58]},
+                     extra={"both": 720, "in_domain": 720, "oracle_in_domain": 720})
     tables = ablation_tables(runs)
     assert set(tables) == set(ABLATION_TABLES)
     modes = tables["table2_modes"]
@@ -32,7 +33,14 @@ def test_ablation_tables_compare_each_setting_with_the_tables_first_row_seed_by_
     assert modes.loc["pose", "better_on_seeds"] == 2
     pose_source = tables["table8b_pose_source"]
     assert pose_source.loc["both", "paired_diff_mean"] == pytest.approx(np.mean([4, 6, 6]), abs=0.01)
-    assert tables["table3_diversity_vs_quantity"].loc["in_domain", "extra_images"] == 720
+    quantity = tables["table3_diversity_vs_quantity"]  # the same number of real images of the train distribution
+    assert list(quantity.index) == ["baseline", "oracle_in_domain", "in_domain", "both"]
+    assert quantity.loc["oracle_in_domain", "extra_images"] == 720 and quantity.loc["both", "better_on_seeds"] == 3
+    runs.assign(experiment="ablation").to_csv(tmp_path / "ablation_runs.csv", index=False)
+    checked = claims(tmp_path).set_index("compared")["holds_on_seeds"]
+    assert checked["both - oracle_in_domain"] == "1/3" and checked["both - in_domain"] == "3/3"  # Tables 3 and 8b
+    table3 = measured_rows(tmp_path).query("table == 'table3'").set_index("setting")["mAP"]
+    assert table3.to_dict() == {"baseline": "55.0 ± 5.0", "quantity": "60.0 ± 5.3", "diversity": "60.0 ± 5.0"}
 
 
 def test_sweeps_are_sorted_by_their_parameter_and_drawn_with_the_baseline():
