@@ -30,7 +30,7 @@ from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
 from .profiles import profile_settings
-from .reid.experiment import paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports it here)
+from .reid.experiment import paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports sweep_table here)
 from .reid.train import PRESETS, TrainConfig
 
 # The identity scores of generated images that the generator studies report (see generator.identity).
@@ -178,11 +178,12 @@ def baseline_judge(world: SyntheticWorld, profile: str, seed: int, progress: boo
 def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir: str | os.PathLike,
                   progress: bool = False) -> dict[str, pd.DataFrame]:
     """Extra training rows per ablation setting: one generated set per gallery mode (``both``, ``pose``,
-    ``viewpoint``, ``in_domain``), as many true renders of the same people in the in-domain conditions
-    (``oracle_in_domain``: more real images of the training distribution, Table 3's quantity), ``both`` cut to fewer images per identity (``both_per_id_<n>``) and
-    ``both`` keypoint-filtered with all thresholds at tau (``both_tau_<tau>``) and ``both`` filtered by
-    identity: Re-ID cosine similarity to the reference at least c, judged by the baseline model
-    (``both_id_<c>``)."""
+    ``viewpoint``, ``in_domain``); as many true renders of the same people in the in-domain conditions
+    (``oracle_in_domain``: more real images of the training distribution, Table 3's quantity); ``both`` cut to
+    fewer images per identity (``both_per_id_<n>``); ``both`` keypoint-filtered with all thresholds at tau
+    (``both_tau_<tau>``) and, as the paper's supplementary Fig. 4 matches counts, as many images of ``both`` drawn
+    at random (``both_tau_<tau>_random``); ``both`` filtered by identity: Re-ID cosine similarity to the reference
+    at least c, judged by the baseline model (``both_id_<c>``)."""
     from .augment.condition_gallery import MODES
     from .augment.filtering import FilterThresholds, add_identity_similarity, apply_thresholds
 
@@ -199,6 +200,7 @@ def ablation_sets(world: SyntheticWorld, profile: str, seed: int, generator_dir:
     stats = filter_statistics(world, both, settings.augment_gallery_size, seed, progress)
     for tau in settings.filter_taus:
         sets[f"both_tau_{tau}"] = keypoint_filtered(both, stats, tau)
+        sets[f"both_tau_{tau}_random"] = random_subset(both, len(sets[f"both_tau_{tau}"]), seed)
     if settings.identity_cosines:
         judged = add_identity_similarity(stats, world.root, baseline_judge(world, profile, seed, progress))
         for cosine in settings.identity_cosines:
@@ -213,6 +215,25 @@ def keypoint_filtered(augmentation: pd.DataFrame, stats: pd.DataFrame, tau: floa
 
     kept = apply_thresholds(stats, FilterThresholds.at(tau))
     return augmentation[augmentation["path"].isin(kept.loc[kept["keep"], "path"])]
+
+
+def random_subset(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows of ``rows`` drawn at random with ``seed``, in their order (a same-size control for a filter)."""
+    return rows[rows.index.isin(rows.sample(n=n, random_state=seed).index)]
+
+
+def matched_filter_table(runs: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """Per filter threshold of ``profile``: the kept images' count and the seed-by-seed mAP change of the keypoint-
+    filtered set over as many images drawn at random (``both_tau_<tau>`` - ``both_tau_<tau>_random``)."""
+    rows = []
+    for tau in profile_settings(profile).filter_taus:
+        filtered, control = f"both_tau_{tau}", f"both_tau_{tau}_random"
+        pair = runs[runs["setting"].isin([filtered, control])]
+        summary = paired_summary(pair, control)
+        rows.append({"tau": tau, "extra_images": int(pair["extra_images"].iloc[0]),
+                     "mAP_filtered": summary.at[filtered, "mean"], "mAP_random": summary.at[control, "mean"],
+                     **summary.loc[filtered, ["paired_diff_mean", "paired_diff_std", "better_on_seeds", "seeds"]]})
+    return pd.DataFrame(rows).set_index("tau")
 
 
 def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,

@@ -37,6 +37,9 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
     identity_filter = pd.read_csv(out / "ablation_identity_filter.csv").sort_values("min_id_cosine")
     assert identity_filter["min_id_cosine"].iloc[0] == -1  # the unfiltered set first; a higher bar keeps fewer images
     assert identity_filter["extra_images"].is_monotonic_decreasing and identity_filter["mAP"].between(0, 100).all()
+    matched = pd.read_csv(out / "ablation_threshold_matched.csv")  # filtered against as many random images
+    taus = pd.read_csv(out / "ablation_threshold.csv").set_index("setting")
+    assert matched["extra_images"].tolist() == [taus.at[f"both_tau_{tau}", "extra_images"] for tau in matched["tau"]]
     assert list(summary.columns)[:4] == ["experiment", "dataset", "setting", "seed"]
     pd.testing.assert_frame_equal(summary, pd.read_csv(out / "summary.csv"), check_dtype=False)
     assert set(summary["seed"]) == {0}

@@ -9,8 +9,8 @@ from posedive_lib.analysis.paper_tables import TITLES, claims, comparison_tables
 from posedive_lib.paths import PROJECT_ROOT, STAGE1_WEIGHTS
 from posedive_lib.profiles import PROFILES
 from posedive_lib.reid.experiment import plot_cmc, plot_sweep, training_set_key
-from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, identity_points, per_id_points, reid_config,
-                                  sweep_table, threshold_points)
+from posedive_lib.studies import (ABLATION_TABLES, ablation_tables, identity_points, matched_filter_table, per_id_points,
+                                  random_subset, reid_config, sweep_table, threshold_points)
 
 
 def fake_runs(values: dict[str, list[float]], extra: dict[str, int] | None = None) -> pd.DataFrame:
@@ -58,6 +58,21 @@ def test_sweeps_are_sorted_by_their_parameter_and_drawn_with_the_baseline():
     assert threshold_points("quick")["both"] == 0.0 and "both_tau_0.6" in threshold_points("quick")
     identity = identity_points("quick")
     assert identity["both"] == -1.0 and all(-1 < v <= 1 for k, v in identity.items() if k != "both")
+
+
+def test_filters_are_compared_with_as_many_images_drawn_at_random():
+    rows = pd.DataFrame({"path": [f"g{i}.jpg" for i in range(10)], "pid": np.arange(10) % 3})
+    subset = random_subset(rows, 4, seed=1)
+    assert len(subset) == 4 and subset.index.is_monotonic_increasing and subset.equals(random_subset(rows, 4, seed=1))
+    assert not subset.equals(random_subset(rows, 4, seed=2)) and random_subset(rows, 10, seed=1).equals(rows)
+    runs = fake_runs({"both_tau_0.3": [50, 52, 51], "both_tau_0.3_random": [49, 53, 50],
+                      "both_tau_0.6": [55, 56, 57], "both_tau_0.6_random": [50, 50, 50]},
+                     extra={"both_tau_0.3": 185, "both_tau_0.3_random": 185, "both_tau_0.6": 151,
+                            "both_tau_0.6_random": 151})
+    table = matched_filter_table(runs, "quick")
+    assert list(table.index) == list(PROFILES["quick"].filter_taus) and table["extra_images"].tolist() == [185, 151]
+    assert table.loc[0.6, "paired_diff_mean"] == pytest.approx(6.0) and table.loc[0.6, "better_on_seeds"] == 3
+    assert table.loc[0.3, "better_on_seeds"] == 2 and table.loc[0.3, "mAP_random"] == pytest.approx(50.67)
 
 
 def test_study_reid_config_keeps_the_preset_but_shortens_and_caps_identities():

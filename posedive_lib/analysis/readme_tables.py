@@ -42,6 +42,8 @@ ABLATIONS = {
     "both_per_id_2": "2 instead of 4 per identity (supp. Fig. 2)",
     "both_tau_0.3": "keypoint filter, tau = 0.3 (supp. Fig. 4)",
     "both_tau_0.6": "keypoint filter, tau = 0.6 (supp. Fig. 4)",
+    "both_tau_0.3_random": "as many images as tau = 0.3 keeps, drawn at random (its control)",
+    "both_tau_0.6_random": "as many images as tau = 0.6 keeps, drawn at random (its control)",
     "both_id_0.5": "identity filter, cosine to the reference >= 0.5 (not in the paper)",
 }
 SPLITS = {"cam": "Cam (train on front and back views, test on side views)",
