@@ -277,19 +277,37 @@ def identity_points(profile: str) -> dict[str, float]:
     return {"both": -1.0, **{f"both_id_{c}": c for c in profile_settings(profile).identity_cosines}}
 
 
+def _pretrained_and_scratch(world: SyntheticWorld, profile: str, seed: int, pretrained: str | None,
+                            progress: bool) -> dict[str, Path]:
+    """The generator fine-tuned from the stage-1 weights (``pretrained``) and one trained for the same stage-2 steps
+    from random U-Nets (``scratch``; the pretrained VAE is kept), each trained once and cached."""
+    from .generator.experiment import trained_generator
+
+    return {start: trained_generator(world, profile, pretrained=pretrained, seed=seed, progress=progress,
+                                     from_scratch=start == "scratch")[0] for start in ("pretrained", "scratch")}
+
+
 def scratch_study(world: SyntheticWorld, profile: str, seed: int, pretrained: str | None,
                   progress: bool = False) -> pd.DataFrame:
-    """Identity scores of the generator fine-tuned from the stage-1 weights and of one trained from scratch
-    (same stage-2 steps; the pretrained VAE is kept): one row per start."""
-    from .generator.experiment import profile_identity_check, trained_generator
+    """Identity scores of the generators of :func:`_pretrained_and_scratch`: one row per start."""
+    from .generator.experiment import profile_identity_check
 
     rows = []
-    for start, scratch in (("pretrained", False), ("scratch", True)):
-        generator_dir, _ = trained_generator(world, profile, pretrained=pretrained, seed=seed, progress=progress,
-                                             from_scratch=scratch)
+    for start, generator_dir in _pretrained_and_scratch(world, profile, seed, pretrained, progress).items():
         scores, _ = profile_identity_check(generator_dir, world, profile, seed, progress)
         rows.append({"start": start, **{k: scores[k] for k in GENERATED_SCORES}})
     return pd.DataFrame(rows)
+
+
+def scratch_reid_study(world: SyntheticWorld, profile: str, seeds: list[int], pretrained: str | None,
+                       progress: bool = False) -> pd.DataFrame:
+    """The paper's Table 8a by Re-ID: the baseline and the train split plus the ``both`` augmentation of each
+    generator of :func:`_pretrained_and_scratch` (``pretrained``, ``scratch``); one row per setting and seed."""
+    settings = profile_settings(profile)
+    config = augment_config(profile, seeds[0])
+    extra = {start: augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress)
+             for start, generator_dir in _pretrained_and_scratch(world, profile, seeds[0], pretrained, progress).items()}
+    return _variant_runs(world, profile, seeds, "table8a", extra, progress)
 
 
 def _generator_variant(world: SyntheticWorld, profile: str, name: str, generator_dir: Path, tau: float, seed: int,

@@ -40,6 +40,10 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
     matched = pd.read_csv(out / "ablation_threshold_matched.csv")  # filtered against as many random images
     taus = pd.read_csv(out / "ablation_threshold.csv").set_index("setting")
     assert matched["extra_images"].tolist() == [taus.at[f"both_tau_{tau}", "extra_images"] for tau in matched["tau"]]
+    table8a = pd.read_csv(out / "scratch_runs.csv").set_index(["setting", "seed"])["mAP"]  # Re-ID on each generator
+    ablation = pd.read_csv(out / "ablation_runs.csv").set_index(["setting", "seed"])["mAP"]
+    assert set(table8a.index.get_level_values(0)) == {"baseline", "pretrained", "scratch"}
+    assert table8a[("pretrained", 0)] == ablation[("both", 0)]  # the notebooks' generator: the same run, reused
     assert list(summary.columns)[:4] == ["experiment", "dataset", "setting", "seed"]
     pd.testing.assert_frame_equal(summary, pd.read_csv(out / "summary.csv"), check_dtype=False)
     assert set(summary["seed"]) == {0}
