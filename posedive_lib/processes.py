@@ -14,7 +14,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 @contextmanager
 def torch_threads(threads: int | None):
-    """Run the block with ``threads`` torch intra-op threads (None: leave as is), then restore the count."""
+    """Run the block with ``threads`` torch intra-op threads (None: leave as is), then restore the count. Setting the
+    count at all, even back to what it was, changes the last bits of later torch work in this process (measured: the
+    generator's samples), so a caller whose later results must repeat should not enter it with a count."""
     import torch
 
     before = torch.get_num_threads()

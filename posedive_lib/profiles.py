@@ -24,7 +24,7 @@ PROFILES = {
                      reid_iterations=20, per_id_counts=(1,), filter_taus=(0.6,), identity_cosines=(0.0,),
                      generator_stage2_steps=4),
     # quick: 4 images per identity and 10 DDIM steps; short Re-ID runs (about 80 s each with one thread, two side by
-    # side on 2 CPU cores), because notebooks 4 to 6 train 51 of them (runs shared between notebooks train once);
+    # side on 2 CPU cores), because notebooks 4 to 6 train 60 of them (runs shared between notebooks train once);
     # 400 generator fine-tuning steps (12 min; 1,200 keep more identity but take 36 min, see the README)
     "quick": Profile("quick", gallery_size=12, augment_gallery_size=512, augment_per_id=4, sample_steps=10, tsne_per_set=600,
                      reid_iterations=400, per_id_counts=(2,), filter_taus=(0.3, 0.6), identity_cosines=(0.5,),

@@ -154,15 +154,17 @@ def test_runs_side_by_side_give_the_same_rows_as_one_after_the_other(world, tmp_
             pooled)
     import shutil
 
-    for run in (tmp_path / "pooled").glob("*/seed1"):  # seed 1 to train again, in a pool; seed 0 scored here
+    for run in (tmp_path / "pooled").glob("*/seed1"):  # seed 1 to train again: all four in one pool, seed 0 scored
         shutil.rmtree(run)
-    pools, get_context = [], multiprocessing.get_context
+    pools, get_context, thread_counts = [], multiprocessing.get_context, []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(multiprocessing, "get_context", lambda *args: pools.append(args) or get_context(*args))
+        patch.setattr(torch, "set_num_threads", thread_counts.append)  # in this process only (workers are spawned)
         pd.testing.assert_frame_equal(
             run_settings(settings, test, world.root, tmp_path / "pooled", [0, 1], config, progress=False, workers=2),
             pooled)
     assert len(pools) == 1
+    assert thread_counts == []  # setting torch's thread count here would change the last bits of later work here
 
 
 def test_bad_training_config():

@@ -52,7 +52,7 @@ CONTROL_SETTINGS = ["posedive", "posedive_2_per_id", "posedive_1_per_id", "in_do
 CLAIM_RUNS = {"results/quick": "3 seeds, Intel Xeon, pinned (`results/quick/`)",
               "results/quick-amd-avx2": "3 seeds, AMD EPYC, AVX2 only, earlier commit (`results/quick-amd-avx2/`)",
               "results/quick-machine2": "3 seeds, AMD EPYC, unpinned AVX-512 (`results/quick-machine2/`)",
-              "results/quick-amd-avx512": "3 seeds, AMD EPYC with AVX-512, pinned, current code (`results/quick-amd-avx512/`)",
+              "results/quick-amd-avx512": "3 seeds, AMD EPYC with AVX-512, pinned, commit 6f1b5b3 (`results/quick-amd-avx512/`)",
               "results/quick-6seeds": "6 seeds (`results/quick-6seeds/`)"}
 
 

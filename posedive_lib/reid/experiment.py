@@ -63,9 +63,11 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     Each run trains into ``out_dir/<training-set key>/seed<k>`` (:func:`training_set_key`): finished runs
     are reused and interrupted ones resume, so the whole experiment can be re-run after a crash at no extra
     cost, and experiments that share ``out_dir`` share every run whose training rows are identical.
-    On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side;
-    finished runs are only scored, in this process (with the same thread count, so the same scores as in a worker,
-    unless the caller changed torch's global settings, such as its default dtype).
+    On a CPU with ``config.threads`` set, ``workers`` processes (default: cores // threads) train runs side by side
+    and score the finished ones with them. When every run is finished, they are only scored, in this process, with
+    the workers' thread count (the same scores, unless the caller changed torch's global settings, such as its
+    default dtype). Otherwise this process's thread count is left alone: setting it at all, even to the same number,
+    changes the last bits of what torch computes here afterwards (e.g. the generator's samples).
     """
     import torch
 
@@ -81,14 +83,12 @@ def run_settings(settings: Mapping[str, Callable[[], pd.DataFrame]], test: pd.Da
     threads = None if torch.cuda.is_available() else config.threads
     if threads is None:  # one GPU, or runs that take every core: one after the other
         workers = 1
-    finished = [(run_folder(train, out, seed) / "model.safetensors").is_file() for train, _, _, out, seed, _ in jobs]
-    results = {}
-    for done, count, desc in ((True, 1, "re-id runs (finished: scored)"), (False, workers, "re-id runs")):
-        chosen = [i for i, is_done in enumerate(finished) if is_done == done]  # no worker pool for finished runs
-        scores = list(run_jobs(train_and_evaluate, [jobs[i] for i in chosen], count, threads, desc=desc,
-                               progress=progress and bool(chosen)))
-        results.update(zip(chosen, scores))
-    rows = [{"setting": name, "seed": seed, **results[i]} for i, (name, seed) in enumerate(names)]
+    if all((run_folder(train, out, seed) / "model.safetensors").is_file() for train, _, _, out, seed, _ in jobs):
+        workers, desc = 1, "re-id runs (finished: scored)"  # no worker pool to start just to score
+    else:
+        desc = "re-id runs"
+    scores = list(run_jobs(train_and_evaluate, jobs, workers, threads, desc=desc, progress=progress))
+    rows = [{"setting": name, "seed": seed, **score} for (name, seed), score in zip(names, scores)]
     return pd.DataFrame(rows)
 
 
