@@ -304,7 +304,7 @@ def reid_on_dataset(out: Path, seeds: list[int], preset: str = "bot", dataset: s
     for sweep in sweeps:
         print(f"{sweep.stem}:\n{pd.read_csv(sweep).to_string(index=False)}")
     print(f"wrote {out / 'reid_runs.csv'}" + (", reid_summary.csv, reid.png and reid_cmc.png" if summary is not None else "")
-          + "".join(f", {sweep.name} and .png" for sweep in sweeps))
+          + "".join(f", {sweep.name}" + (" and .png" if sweep.with_suffix(".png").is_file() else "") for sweep in sweeps))
     return runs
 
 
@@ -536,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     aug_p.add_argument("--tau", type=float, default=0.6, help="keypoint-confidence threshold (the paper's best: 0.6)")
     aug_p.add_argument("--no-export", action="store_true", help="skip the Market-1501-style export")
     aug_p.add_argument("--sweep-taus", type=float, nargs="+", default=[], metavar="TAU",
-                       help="also export the images kept at each tau (market_layout_tau_<tau>/; the supplementary Fig. 4)")
+                       help="also export the images kept at each tau (market_layout_tau_<tau>/; the supplementary Fig. 4) "
+                            "and as many unfiltered ones drawn at random (market_layout_tau_<tau>_random/)")
     aug_p.add_argument("--sweep-per-id", type=int, nargs="+", default=[], metavar="N",
                        help="also export the kept images of N slots per identity (market_layout_per_id_<N>/; Fig. 2)")
     quantity_p = sub.add_parser("quantity", help="the paper's Tables 3 and 4 exports: + Pose-dIVE vs + as many MARS "

@@ -26,11 +26,12 @@ from pathlib import Path
 import pandas as pd
 
 from .augment.experiment import augmentation_set, filter_statistics
+from .augment.filtering import random_subset  # noqa: F401 (tests import it here too)
 from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
 from .profiles import profile_settings
-from .reid.experiment import paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports sweep_table here)
+from .reid.experiment import matched_control_table, paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports sweep_table here)
 from .reid.train import PRESETS, TrainConfig
 
 # The identity scores of generated images that the generator studies report (see generator.identity).
@@ -217,23 +218,11 @@ def keypoint_filtered(augmentation: pd.DataFrame, stats: pd.DataFrame, tau: floa
     return augmentation[augmentation["path"].isin(kept.loc[kept["keep"], "path"])]
 
 
-def random_subset(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """``n`` rows of ``rows`` drawn at random with ``seed``, in their order (a same-size control for a filter)."""
-    return rows[rows.index.isin(rows.sample(n=n, random_state=seed).index)]
-
-
 def matched_filter_table(runs: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Per filter threshold of ``profile``: the kept images' count and the seed-by-seed mAP change of the keypoint-
     filtered set over as many images drawn at random (``both_tau_<tau>`` - ``both_tau_<tau>_random``)."""
-    rows = []
-    for tau in profile_settings(profile).filter_taus:
-        filtered, control = f"both_tau_{tau}", f"both_tau_{tau}_random"
-        pair = runs[runs["setting"].isin([filtered, control])]
-        summary = paired_summary(pair, control)
-        rows.append({"tau": tau, "extra_images": int(pair["extra_images"].iloc[0]),
-                     "mAP_filtered": summary.at[filtered, "mean"], "mAP_random": summary.at[control, "mean"],
-                     **summary.loc[filtered, ["paired_diff_mean", "paired_diff_std", "better_on_seeds", "seeds"]]})
-    return pd.DataFrame(rows).set_index("tau")
+    return matched_control_table(runs, {tau: (f"both_tau_{tau}", f"both_tau_{tau}_random")
+                                        for tau in profile_settings(profile).filter_taus})
 
 
 def ablation_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,

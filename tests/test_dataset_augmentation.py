@@ -280,7 +280,8 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
     decisions = pd.read_csv(out / "filter_decisions.csv")
     assert decisions["path"].tolist() == first["decisions"]["path"].tolist()  # the same images
     folders = sorted(p.name for p in out.glob("market_layout*"))
-    assert folders == ["market_layout", "market_layout_per_id_1", "market_layout_per_id_2", f"market_layout_tau_{tau:g}"]
+    assert folders == sorted(["market_layout", "market_layout_per_id_1", "market_layout_per_id_2", "market_layout_tau_0_random",
+                              f"market_layout_tau_{tau:g}", f"market_layout_tau_{tau:g}_random"])  # tau 1 kept none
     kept = decisions[decisions["keep"]]
     for n in (1, 2):
         variant = out / f"market_layout_per_id_{n}"
@@ -294,12 +295,21 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
     expected_tau = apply_thresholds(decisions, FilterThresholds.at(tau))
     mapping = pd.read_csv(out / f"market_layout_tau_{tau:g}" / "mapping.csv")
     assert sorted(mapping.loc[mapping["source"] == "generated", "path"]) == sorted(expected_tau.loc[expected_tau["keep"], "path"])
+    for name, count in (("tau_0", len(kept)), (f"tau_{tau:g}", expected_tau["keep"].sum())):  # as many, at random
+        control = out / f"market_layout_{name}_random"
+        record = json.loads((control / "augmentation.json").read_text())
+        assert record["variant"] == f"{name}_random" and record["thresholds"] is None and record["kept"] == count
+        drawn = pd.read_csv(control / "mapping.csv").query("source == 'generated'")["path"]
+        assert len(drawn) == count and set(drawn) <= set(decisions["path"])
+    assert set(pd.read_csv(out / "market_layout_tau_0_random" / "mapping.csv").query("source == 'generated'")["path"]) != set(
+        kept["path"])  # drawn from every generated image, not the filter's choice
 
     runs_dir = tmp_path / "reid"
     reid = ["--preset", "tiny", "--iterations", "2", "--seeds", "0", "1", "--out", str(runs_dir)]
     assert main(["reid", "--augmented", *[str(out / name) for name in folders], *reid]) == 0
     runs = pd.read_csv(runs_dir / "reid_runs.csv")
-    assert set(runs["setting"]) == {"baseline", "posedive", "posedive_per_id_1", "posedive_per_id_2", f"posedive_tau_{tau:g}"}
+    assert set(runs["setting"]) == {"baseline", "posedive", "posedive_per_id_1", "posedive_per_id_2", f"posedive_tau_{tau:g}",
+                                    "posedive_tau_0_random", f"posedive_tau_{tau:g}_random"}
     per_id = pd.read_csv(runs_dir / "reid_sweep_per_id.csv")
     assert per_id["per_id"].tolist() == [0, 1, 2, 3]
     assert per_id["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive_per_id_2", "posedive"]
@@ -309,7 +319,17 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
     taus = pd.read_csv(runs_dir / "reid_sweep_tau.csv")
     assert taus["tau"].tolist() == [0, tau] and taus["extra_images"].tolist() == [len(kept), expected_tau["keep"].sum()]
     assert (runs_dir / "reid_sweep_per_id.png").is_file() and (runs_dir / "reid_sweep_tau.png").is_file()
-    assert "reid_sweep_tau:" in capsys.readouterr().out
+    matched = pd.read_csv(runs_dir / "reid_sweep_tau_matched.csv")  # each filter against its random control
+    assert matched["tau"].tolist() == [0, tau] and matched["extra_images"].tolist() == taus["extra_images"].tolist()
+    by_seed = runs.pivot(index="seed", columns="setting", values="mAP")
+    for row, filtered, control in zip(matched.itertuples(), ["posedive", f"posedive_tau_{tau:g}"],
+                                      ["posedive_tau_0_random", f"posedive_tau_{tau:g}_random"]):
+        diff = by_seed[filtered] - by_seed[control]
+        assert row.mAP_filtered == mean[filtered] and row.paired_diff_mean == round(diff.mean(), 2)
+        assert row.better_on_seeds == (diff > 0).sum() and row.seeds == 2
+    printed = capsys.readouterr().out
+    assert "reid_sweep_tau:" in printed and "reid_sweep_tau_matched:" in printed
+    assert "reid_sweep_tau.csv and .png" in printed and "reid_sweep_tau_matched.csv and .png" not in printed  # no plot
 
     assert main(["reid", "--augmented", str(out / "market_layout"), *reid]) == 0  # runs reused, stale sweeps removed
     assert not list(runs_dir.glob("reid_sweep_*"))

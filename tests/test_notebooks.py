@@ -152,7 +152,7 @@ def test_real_data_notebook_runs_the_pipeline_on_stand_ins(tmp_path, write_mars)
 
 def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     """Notebook 08 with custom_split: the Cam split of the data set, then augmentation and Re-ID on that split, with
-    the sweep over images per identity."""
+    the sweep over images per identity and the filter's random control."""
     import importlib.util
 
     from posedive_lib.data.real_datasets import load_market1501
@@ -165,7 +165,8 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     run_notebook(REAL_DATA_NOTEBOOK, out, {
         "dataset": "market1501", "data_root": str(smoke_market), "custom_split": "cam",
         "split_options": {"half_width": 45, "gap": 0}, "start": STAGE1_WEIGHTS, "per_id": 2, "gallery_size": 4,
-        "sample_steps": 1, "tau": 0.0, "sweep_per_id": [1], "reid_preset": "tiny", "reid_iterations": 2, "seeds": [0]})
+        "sample_steps": 1, "tau": 0.0, "sweep_taus": [0.0], "sweep_per_id": [1], "reid_preset": "tiny", "reid_iterations": 2,
+        "seeds": [0]})
     split = load_market1501(out / "split" / "market_layout")
     runs = pd.read_csv(out / "reid_runs.csv").set_index("setting")
     assert runs.loc["baseline", "train_images"] == (split["split"] == "train").sum()  # trained on the split
@@ -178,6 +179,9 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     sweep = pd.read_csv(out / "reid_sweep_per_id.csv")
     assert sweep["setting"].tolist() == ["baseline", "posedive_per_id_1", "posedive"] and sweep["per_id"].tolist() == [0, 1, 2]
     assert (out / "augmentation" / "market_layout_per_id_1").is_dir() and "Sweep of per_id" in str(executed.cells)
+    matched = pd.read_csv(out / "reid_sweep_tau_matched.csv")  # the main export (tau 0) against as many at random
+    assert matched["tau"].tolist() == [0] and matched["extra_images"].tolist() == [runs.loc["posedive", "extra_images"]]
+    assert "Keypoint filter against as many generated images drawn at random" in str(executed.cells)
 
 
 def test_real_data_notebook_settings_are_checked_before_any_training(tmp_path):

@@ -73,6 +73,9 @@ def test_filters_are_compared_with_as_many_images_drawn_at_random():
     assert list(table.index) == list(PROFILES["quick"].filter_taus) and table["extra_images"].tolist() == [185, 151]
     assert table.loc[0.6, "paired_diff_mean"] == pytest.approx(6.0) and table.loc[0.6, "better_on_seeds"] == 3
     assert table.loc[0.3, "better_on_seeds"] == 2 and table.loc[0.3, "mAP_random"] == pytest.approx(50.67)
+    unmatched = runs.assign(extra_images=runs["extra_images"].where(runs["setting"] != "both_tau_0.6_random", 480))
+    with pytest.raises(ValueError, match=r"both_tau_0.6 and its control both_tau_0.6_random need runs with as many extra"):
+        matched_filter_table(unmatched, "quick")
 
 
 def test_study_reid_config_keeps_the_preset_but_shortens_and_caps_identities():

@@ -25,11 +25,12 @@ import pandas as pd
 
 from ..paths import atomic_output
 from .condition_gallery import UNIFORM_VIEWPOINT_MODES, GalleryConfig, build_condition_gallery
-from .filtering import FilterThresholds, apply_thresholds, cached_keypoint_statistics
+from .filtering import FilterThresholds, apply_thresholds, cached_keypoint_statistics, random_subset
 from .generate import AugmentConfig, augment
 
 AUGMENTATION_RECORD = "augmentation.json"  # in the export: the plan and thresholds that made it
 SWEEP_PREFIX = "market_layout_"  # + a sweep point's name (tau_0.3, per_id_5): its export beside market_layout/
+RANDOM_CONTROL_SUFFIX = "_random"  # a tau sweep point's control: tau_0.3_random holds as many unfiltered images
 GENERATED_SUFFIX = "-posedive"  # the generated rows' data set name in the export (their folder differs)
 
 
@@ -49,7 +50,9 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     same images, with no new generation or pose estimation: ``market_layout_tau_<tau>/`` keeps the images that pass
     with all three confidence thresholds at tau (epsilon_gen as in ``thresholds``), ``market_layout_per_id_<n>/`` the
     kept images of the first ``n`` slots of each identity. A variant that keeps no image is not exported (warned), a
-    tau at the main export's thresholds is the main export, and sweep exports of an earlier run are removed.
+    tau at the main export's thresholds is the main export, and sweep exports of an earlier run are removed. Each tau
+    also exports its control, ``market_layout_tau_<tau>_random/``: as many generated images drawn at random, unfiltered,
+    so that `reid` can tell the filter's effect from that of adding fewer images (supplementary Fig. 4 matches counts).
 
     Returns ``{"generated", "decisions", "kept", "export", "variants", "gallery"}`` (manifests, the export folder,
     ``{variant: folder}`` and the condition gallery), or None on a process other than the main one.
@@ -94,10 +97,11 @@ def augment_dataset(dataset: str, data_root: str | os.PathLike, generator_dir: s
     if export:
         record = {"mode": mode, "plan": plan, "per_id": config.per_id}
         folder = _export(manifest, kept, data_root, out_dir, "market_layout", {**record, "thresholds": asdict(thresholds)})
-        sweep = _sweep_variants(generated, stats, kept, thresholds, config.per_id, sweep_taus, sweep_per_id)
+        sweep = _sweep_variants(generated, stats, kept, thresholds, config.per_id, sweep_taus, sweep_per_id, config.seed)
         for name, (rows, used, per_id) in sweep.items():
             variants[name] = _export(manifest, rows, data_root, out_dir, f"{SWEEP_PREFIX}{name}",
-                                     {**record, "per_id": per_id, "thresholds": asdict(used), "variant": name})
+                                     {**record, "per_id": per_id, "thresholds": asdict(used) if used else None,
+                                      "variant": name})
         for stale in set(out_dir.glob(f"{SWEEP_PREFIX}*")) - set(variants.values()):  # an earlier run's sweep points:
             shutil.rmtree(stale)  # made with other thresholds or images, they would mix into this run's sweeps
     return {"generated": generated, "decisions": decisions, "kept": kept, "export": folder, "variants": variants,
@@ -129,17 +133,21 @@ def tau_name(tau: float) -> str:
 
 
 def _sweep_variants(generated: pd.DataFrame, stats: pd.DataFrame, kept: pd.DataFrame, thresholds: FilterThresholds,
-                    per_id: int, taus: Sequence[float], per_id_counts: Sequence[int]) -> dict[str, tuple]:
+                    per_id: int, taus: Sequence[float], per_id_counts: Sequence[int], seed: int) -> dict[str, tuple]:
     """``{variant: (kept rows, thresholds, images per identity)}`` for each sweep point that keeps an image (the others
-    are warned of); a tau whose thresholds are the main export's is that export, not a variant."""
+    are warned of); a tau whose thresholds are the main export's is that export, not a variant. Each tau also gets
+    ``tau_<tau>_random``: as many of the generated images, unfiltered, drawn at random with ``seed`` (no thresholds)."""
     import warnings
 
     variants = {}
+    unfiltered = generated.assign(dataset=generated["dataset"] + GENERATED_SUFFIX)
     for tau in map(float, taus):  # plain numbers: they go into JSON records
         used = replace(thresholds, tau_ref=tau, tau_tar=tau, tau_gen=tau)  # epsilon_gen and extra filters as given
+        rows = kept if used == thresholds else unfiltered[apply_thresholds(stats, used)["keep"].to_numpy()]
         if used != thresholds:
-            rows = generated[apply_thresholds(stats, used)["keep"].to_numpy()]
-            variants[tau_name(tau)] = (rows.assign(dataset=rows["dataset"] + GENERATED_SUFFIX), used, per_id)
+            variants[tau_name(tau)] = (rows, used, per_id)
+        if len(rows):  # its control: as many generated images drawn at random, unfiltered (compared in `reid`)
+            variants[f"{tau_name(tau)}{RANDOM_CONTROL_SUFFIX}"] = (random_subset(unfiltered, len(rows), seed), None, per_id)
     for n in map(int, per_id_counts):
         variants[f"per_id_{n}"] = (kept[kept["slot"] < n], thresholds, n)
     empty = [name for name, (rows, _, _) in variants.items() if rows.empty]

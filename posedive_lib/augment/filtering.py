@@ -130,6 +130,12 @@ def cached_keypoint_statistics(manifest: pd.DataFrame, root: str | os.PathLike, 
     return stats
 
 
+def random_subset(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows of ``rows`` drawn at random with ``seed``, in their order: the same-size control of a filter (a
+    stricter filter also keeps fewer images, so the paper's supplementary Fig. 4 compares at equal counts)."""
+    return rows[rows.index.isin(rows.sample(n=n, random_state=seed).index)]
+
+
 def apply_thresholds(stats: pd.DataFrame, thresholds: FilterThresholds = FilterThresholds()) -> pd.DataFrame:
     """``keep_reference``, ``keep_target``, ``keep_generated`` and ``keep`` columns for ``thresholds``."""
     missing = [c for c in ("kp_ref_min", "kp_target_mean", "kp_gen_mean", "kp_gen_diff") if c not in stats.columns]

@@ -107,7 +107,7 @@ def _with_records(runs: pd.DataFrame, exports: Mapping[str, Path]) -> pd.DataFra
     columns = {"baseline": {"per_id": 0}}
     for name, folder in exports.items():
         record = export_record(folder)
-        thresholds = record.get("thresholds", {})
+        thresholds = record.get("thresholds") or {}  # a random control has none
         taus = {thresholds.get(k) for k in ("tau_ref", "tau_tar", "tau_gen")}
         columns[name] = {"mode": record.get("mode"), "variant": record.get("variant"), "per_id": record.get("per_id"),
                          "tau": taus.pop() if len(taus) == 1 else None, "plan": record.get("plan")}
@@ -251,6 +251,7 @@ def sweep_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     number of generated images per identity (``per_id``, the baseline at 0; supplementary Fig. 2) and per filter
     threshold (``tau``; Fig. 4), each with its mode's main export; keyed ``per_id`` / ``tau`` for mode ``both``,
     ``per_id_<mode>`` / ``tau_<mode>`` for another."""
+    from ..augment.dataset_augmentation import RANDOM_CONTROL_SUFFIX
     from .experiment import sweep_table
 
     if "variant" not in runs or runs["variant"].isna().all():
@@ -263,7 +264,8 @@ def sweep_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
             continue
         main = rows[rows["variant"].isna()]
         for parameter in SWEEP_LABELS:
-            swept = rows[rows["variant"].fillna("").str.startswith(f"{parameter}_")]
+            variant = rows["variant"].fillna("")
+            swept = rows[variant.str.startswith(f"{parameter}_") & ~variant.str.endswith(RANDOM_CONTROL_SUFFIX)]
             if swept.empty:
                 continue
             members = pd.concat([runs[runs["setting"] == "baseline"] if parameter == "per_id" else None, main, swept])
@@ -273,12 +275,46 @@ def sweep_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def matched_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per gallery mode whose tau sweep points have their random controls (``augment``'s ``tau_<tau>_random``): each
+    filtered setting against as many unfiltered images drawn at random, seed by seed
+    (:func:`~posedive_lib.reid.experiment.matched_control_table`); keyed ``tau_matched`` for mode ``both``,
+    ``tau_matched_<mode>`` for another."""
+    from ..augment.dataset_augmentation import RANDOM_CONTROL_SUFFIX, tau_name
+    from .experiment import matched_control_table
+
+    if "variant" not in runs:
+        return {}
+    tables = {}
+    for mode, rows in runs[runs["mode"].notna()].groupby("mode"):
+        if rows["plan"].nunique() > 1:  # exports of other augmentations: not one another's controls (sweep_tables warns)
+            continue
+        settings = rows.drop_duplicates("setting").set_index("setting")
+        controls = settings[settings["variant"].fillna("").str.endswith(RANDOM_CONTROL_SUFFIX)]
+        main_point = settings["tau"].map(lambda tau: tau_name(tau) if pd.notna(tau) else None).where(
+            settings["variant"].isna())  # the main export is the sweep point of its own tau
+        pairs = {}
+        for control, record in controls.iterrows():
+            point = record["variant"].removesuffix(RANDOM_CONTROL_SUFFIX)  # tau_0.3
+            filtered = settings[(settings["variant"] == point) | (main_point == point)]
+            if len(filtered):
+                pairs[float(point.removeprefix("tau_"))] = (filtered.index[0], control)
+        if pairs:
+            tables["tau_matched" if mode == "both" else f"tau_matched_{mode}"] = matched_control_table(
+                rows, dict(sorted(pairs.items()))).reset_index()
+    return tables
+
+
 def save_sweeps(runs: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
     """Write each of :func:`sweep_tables` as ``reid_sweep_<key>.csv`` and its plot (``.png``; the tau plot with the
-    baseline as a dashed line); an earlier run's sweep files that these runs no longer hold are removed."""
+    baseline as a dashed line), and each of :func:`matched_tables` as ``reid_sweep_<key>.csv``; an earlier run's sweep
+    files that these runs no longer hold are removed."""
     from ..analysis.world_figures import save_figure
     from .experiment import plot_sweep, write_table
 
+    matched = matched_tables(runs)
+    for key, table in matched.items():
+        write_table(table, out_dir / f"reid_sweep_{key}.csv")
     tables = sweep_tables(runs)
     baseline = runs.loc[runs["setting"] == "baseline", ["mAP", "R1"]].mean()
     for key, table in tables.items():
@@ -288,6 +324,7 @@ def save_sweeps(runs: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
                                baseline=baseline if parameter == "tau" else None), out_dir / f"reid_sweep_{key}.png",
                     close=True)
     for stale in out_dir.glob("reid_sweep_*"):
-        if stale.stem.removeprefix("reid_sweep_") not in tables:
+        key = stale.stem.removeprefix("reid_sweep_")
+        if key not in tables and not (key in matched and stale.suffix == ".csv"):
             stale.unlink()
-    return tables
+    return {**tables, **matched}

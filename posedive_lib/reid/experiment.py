@@ -113,6 +113,23 @@ def paired_summary(results: pd.DataFrame, baseline: str, metric: str = "mAP", de
     return summary if decimals is None else summary.round(decimals)
 
 
+def matched_control_table(runs: pd.DataFrame, pairs: Mapping[float, tuple[str, str]], key: str = "tau") -> pd.DataFrame:
+    """Per ``key`` value (a filter threshold): ``(filtered, control)`` settings of as many extra images each; their
+    count, mean mAP and the seed-by-seed mAP change of the filtered set over its control."""
+    rows = []
+    for value, (filtered, control) in pairs.items():
+        pair = runs[runs["setting"].isin([filtered, control])]
+        counts = pair.groupby("setting")["extra_images"].first()
+        if set(counts.index) != {filtered, control} or counts[filtered] != counts[control]:
+            raise ValueError(f"{filtered} and its control {control} need runs with as many extra images each, got "
+                             f"{counts.to_dict()}: train both on the same augmentation")
+        summary = paired_summary(pair, control)
+        rows.append({key: value, "extra_images": int(counts[filtered]), "mAP_filtered": summary.at[filtered, "mean"],
+                     "mAP_random": summary.at[control, "mean"],
+                     **summary.loc[filtered, ["paired_diff_mean", "paired_diff_std", "better_on_seeds", "seeds"]]})
+    return pd.DataFrame(rows).set_index(key)
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a CSV atomically."""
     with atomic_output(path) as tmp:
