@@ -347,3 +347,25 @@ def test_sweep_points_are_exported_from_the_same_images_and_compared_as_the_supp
     with pytest.raises(SystemExit, match="needs per_id of at least 2"):
         main([*argv[:8], str(tmp_path / "x"), "--per-id", "1", "--sweep-per-id", "1"])
     assert not (tmp_path / "x").exists()
+
+
+def test_a_filter_is_paired_with_its_own_control_and_a_mismatch_is_warned_not_fatal():
+    """A sweep tau that names the same folder as the main export's tau (0.1234568 and 0.1234567) pairs its control with
+    the sweep point, not the main export; a control of another size is skipped with a warning, after training."""
+    from posedive_lib.reid.dataset_study import matched_tables
+
+    rows = []
+    for setting, variant, tau, extra, maps in (
+            ("baseline", None, None, 0, [40, 41]), ("posedive", None, 0.1234567, 10, [45, 46]),
+            ("posedive_tau_0.123457", "tau_0.123457", 0.1234568, 8, [47, 44]),
+            ("posedive_tau_0.123457_random", "tau_0.123457_random", None, 8, [44, 44])):
+        rows += [{"setting": setting, "variant": variant, "tau": tau, "extra_images": extra, "seed": seed, "mAP": m,
+                  "mode": None if setting == "baseline" else "both", "plan": None if setting == "baseline" else "p"}
+                 for seed, m in enumerate(maps)]
+    runs = pd.DataFrame(rows)
+    table = matched_tables(runs)["tau_matched"]
+    assert table["tau"].tolist() == [0.1234568] and table["extra_images"].tolist() == [8]
+    assert table["mAP_filtered"].tolist() == [45.5] and table["paired_diff_mean"].tolist() == [1.5]
+    resized = runs.assign(extra_images=runs["extra_images"].where(runs["variant"] != "tau_0.123457_random", 9))
+    with pytest.warns(UserWarning, match="no matched filter table for the 'both' exports: .* as many extra images"):
+        assert matched_tables(resized) == {}

@@ -296,12 +296,17 @@ def matched_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         pairs = {}
         for control, record in controls.iterrows():
             point = record["variant"].removesuffix(RANDOM_CONTROL_SUFFIX)  # tau_0.3
-            filtered = settings[(settings["variant"] == point) | (main_point == point)]
+            filtered = settings[settings["variant"] == point]  # the sweep point, else the main export at that tau
+            filtered = filtered if len(filtered) else settings[main_point == point]
             if len(filtered):
-                pairs[float(point.removeprefix("tau_"))] = (filtered.index[0], control)
-        if pairs:
-            tables["tau_matched" if mode == "both" else f"tau_matched_{mode}"] = matched_control_table(
-                rows, dict(sorted(pairs.items()))).reset_index()
+                pairs[float(filtered["tau"].iloc[0])] = (filtered.index[0], control)
+        try:
+            table = matched_control_table(rows, dict(sorted(pairs.items()))) if pairs else None
+        except ValueError as error:  # e.g. a control exported with another --tau: skip it, keep the other tables
+            warnings.warn(f"no matched filter table for the {mode!r} exports: {error}", stacklevel=2)
+            continue
+        if table is not None:
+            tables["tau_matched" if mode == "both" else f"tau_matched_{mode}"] = table.reset_index()
     return tables
 
 
