@@ -26,12 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from .augment.experiment import augmentation_set, filter_statistics
-from .augment.filtering import random_subset  # noqa: F401 (tests import it here too)
+from .augment.filtering import random_subset
 from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
 from .profiles import profile_settings
-from .reid.experiment import matched_control_table, paired_summary, run_settings, sweep_table  # noqa: F401 (notebook 6 imports sweep_table here)
+from .reid.experiment import (matched_control_table, paired_summary, run_settings,  # noqa: F401
+                              sweep_table)  # notebook 6 imports sweep_table here
 from .reid.train import PRESETS, TrainConfig
 
 # The identity scores of generated images that the generator studies report (see generator.identity).
