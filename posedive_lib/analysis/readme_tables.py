@@ -178,7 +178,8 @@ def six_seeds(root: Path) -> str:
                                ("oracle", "+ oracle renders"))]
     shares = {n: oracle_gain_share(m, "baseline", "posedive", "oracle") for n, m in main.items()}
     rows.append(["share of the oracle's gain captured", *(f"{s['mean']:.2f} +- {s['std']:.2f}" for s in shares.values())])
-    for key in ("pose", "viewpoint", "both_per_id_2", "both_tau_0.3", "both_tau_0.6", "both_id_0.5"):
+    for key in ("pose", "viewpoint", "oracle_in_domain", "both_per_id_2", "both_tau_0.3", "both_tau_0.3_random",
+                "both_tau_0.6", "both_tau_0.6_random", "both_id_0.5"):
         rows.append([ABLATIONS[key], *(_change(ablation[n].loc[key]) for n in runs)])
     base = [f"{_pm(s.at['baseline', 'mean'], s.at['baseline', 'std'])} over {int(s.at['baseline', 'seeds'])}"
             for s in main_summary.values()]
