@@ -132,6 +132,20 @@ def test_comparison_tables_put_our_runs_beside_the_papers(tmp_path):
     assert "pose augmentation helps (Table 2)" not in checked.index  # no ablation runs in this folder
 
 
+def test_number_of_images_table_puts_the_per_identity_sweep_beside_the_preprints(tmp_path):
+    from posedive_lib.analysis.paper_tables import number_of_images_table
+
+    theirs_only = number_of_images_table(tmp_path)  # no ablation runs yet: the preprint's rows alone
+    assert set(theirs_only.index.get_level_values("source")) == {"paper (real data, Diff-ID preprint)"}
+    assert theirs_only.loc[("paper (real data, Diff-ID preprint)", "Market-1501", "ResNet-50", 7000), "mAP"] == 71.1
+    fake_runs({"baseline": [50, 60, 55], "both_per_id_2": [51, 61, 56], "both": [52, 64, 57], "pose": [1, 2, 3]},
+              extra={"both_per_id_2": 240, "both": 480, "pose": 480}).to_csv(tmp_path / "ablation_runs.csv", index=False)
+    table = number_of_images_table(tmp_path)
+    ours = table.loc[("this package", "synthetic world", "tiny ResNet (BoT)")]
+    assert list(ours.index) == [0, 240, 480] and list(table.columns) == ["mAP", "R1"]
+    assert ours.loc[480, "mAP"] == "57.7 ± 6.0" and ours.loc[240, "R1"] == "66.0 ± 5.0"  # pose (also 480) is left out
+
+
 def test_paper_rows_for_a_real_data_set_or_a_custom_split():
     from posedive_lib.analysis.paper_tables import paper_main_table, paper_split_table
 

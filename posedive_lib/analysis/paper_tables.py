@@ -115,6 +115,31 @@ def comparison_tables(run_dir: str | os.PathLike, paper: pd.DataFrame | None = N
     return tables
 
 
+def number_of_images_table(run_dir: str | os.PathLike, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How many generated images to add: the Diff-ID preprint's Table 2 (ResNet-50, total images added) beside this
+    package's per-identity sweep (the ablation's ``baseline``, ``both_per_id_<n>`` and ``both`` runs, mean ± std over
+    seeds); rows (source, dataset, model, images added), columns mAP and R1. Empty rows for ours when the run folder
+    has no ablation runs."""
+    paper = paper_results() if paper is None else paper
+    theirs = paper[paper["table"] == "preprint_numgen"]
+    theirs = theirs.assign(source="paper (real data, Diff-ID preprint)",
+                           images_added=theirs["setting"].str.removeprefix("added_").astype(int))
+    theirs = theirs.pivot_table(index=["source", "dataset", "model", "images_added"], columns="metric",
+                                values="value", aggfunc="first")[["mAP", "R1"]].astype(object)
+    path = Path(run_dir) / "ablation_runs.csv"
+    if not path.is_file():
+        return theirs
+    runs = pd.read_csv(path)
+    runs = runs[(runs["setting"] == "baseline") | (runs["setting"] == "both")
+                | runs["setting"].str.startswith("both_per_id_")]
+    mine = pd.DataFrame([{"source": "this package", "dataset": "synthetic world", "model": "tiny ResNet (BoT)",
+                          "images_added": int(added), "mAP": _mean_std(group["mAP"]), "R1": _mean_std(group["R1"])}
+                         for added, group in runs.groupby("extra_images")])
+    if mine.empty:
+        return theirs
+    return pd.concat([theirs, mine.set_index(["source", "dataset", "model", "images_added"])])
+
+
 # (claim, runs file, setting, compared with); the paper's claims checked seed by seed on mAP
 CLAIM_CHECKS = [
     ("augmentation helps on the shifted test (Table 1)", "reid_main_runs.csv", "posedive", "baseline"),

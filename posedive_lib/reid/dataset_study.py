@@ -290,7 +290,7 @@ def matched_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if rows["plan"].nunique() > 1:  # exports of other augmentations: not one another's controls (sweep_tables warns)
             continue
         settings = rows.drop_duplicates("setting").set_index("setting")
-        controls = settings[settings["variant"].fillna("").str.endswith(RANDOM_CONTROL_SUFFIX)]
+        controls = settings[settings["variant"].astype(object).fillna("").str.endswith(RANDOM_CONTROL_SUFFIX)]
         main_point = settings["tau"].map(lambda tau: tau_name(tau) if pd.notna(tau) else None).where(
             settings["variant"].isna())  # the main export is the sweep point of its own tau
         pairs = {}
