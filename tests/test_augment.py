@@ -210,3 +210,29 @@ def test_set_sizes_count_images_per_identity():
     sets = {"a": pd.DataFrame({"pid": [1, 1, 2, 2]}), "b": pd.DataFrame({"pid": [5, 5, 5]})}
     sizes = set_sizes(sets).set_index("set")
     assert sizes.loc["a"].tolist() == [4, 2, 2] and sizes.loc["b"].tolist() == [3, 1, 3]
+
+
+def test_controlled_grid_shows_each_identity_in_the_same_conditions(smoke_world, tmp_path, monkeypatch):
+    from posedive_lib.analysis.generator_figures import plot_controlled_grid
+    from posedive_lib.augment.experiment import controlled_grid
+    from posedive_lib.generator.sizes import tiny_generator
+
+    monkeypatch.setenv("POSEDIVE_CACHE", str(tmp_path / "cache"))
+    tiny_generator().save_pretrained(tmp_path / "generator")
+    config = AugmentConfig(steps=2, batch=8)
+    grid = controlled_grid(smoke_world, tmp_path / "generator", gallery_size=6, config=config, n_ids=3, n_conditions=2)
+    h, w = smoke_world.config.height, smoke_world.config.width
+    assert grid["generated"].shape == grid["oracle"].shape == (3, 2, h, w, 3) and grid["skeletons"].shape == (2, h, w, 3)
+    assert len(set(grid["pids"])) == 3 and len(set(grid["condition_ids"])) == 2
+    train = smoke_world.subset("train")
+    assert all(pid in set(train["pid"]) for pid in grid["pids"])
+    # down a column: other people in one condition; across a row: one person in other conditions
+    oracle = grid["oracle"].astype(float)
+    assert np.abs(oracle[0, 0] - oracle[1, 0]).mean() > 2 and np.abs(oracle[0, 0] - oracle[0, 1]).mean() > 2
+    assert np.abs(grid["generated"][0, 0].astype(float) - grid["generated"][1, 0]).mean() > 0.5  # only the reference differs
+    again = controlled_grid(smoke_world, tmp_path / "generator", gallery_size=6, config=config, n_ids=3, n_conditions=2)
+    assert np.array_equal(again["generated"], grid["generated"]) and np.array_equal(again["oracle"], grid["oracle"])
+    figure = plot_controlled_grid(grid)
+    assert len(figure.axes) == (1 + 3) * (1 + 2 * 2)
+    with pytest.raises(ValueError, match="conditions"):
+        controlled_grid(smoke_world, tmp_path / "generator", gallery_size=6, config=config, n_ids=3, n_conditions=7)

@@ -30,7 +30,10 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
     coverage = pd.read_csv(out / "bias_coverage.csv").set_index("set")
     assert list(coverage.index) == ["train", "augmentation", "train + augmentation"]
     assert coverage.loc["train + augmentation", "images"] == coverage.loc[["train", "augmentation"], "images"].sum()
-    assert (out / "bias_viewpoints_poses.png").is_file() and (out / "ablation_threshold.png").is_file()
+    for figure in ("bias_viewpoints_poses.png", "controlled_grid.png", "ablation_threshold.png"):
+        assert (out / figure).is_file(), figure
+    numgen = pd.read_csv(out / "paper_number_of_images.csv")  # the preprint's rows and the per-identity sweep
+    assert {"paper (real data, Diff-ID preprint)", "this package"} == set(numgen["source"])
     quality = pd.read_csv(out / "quality_statistics.csv")
     assert {"generated_both", "generated_pose", "generated_viewpoint"} <= set(quality["set"]) and (quality["images"] > 0).all()
     assert quality["keypoints_found"].between(0, 1).all() and quality["id_cosine_mean"].between(-1, 1).all()

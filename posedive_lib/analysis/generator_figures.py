@@ -51,6 +51,19 @@ def plot_training_previews(probe: dict[str, np.ndarray], samples: dict[int, np.n
     return _tile_grid(grid, columns, title, tile_size=(1.0, 2.0), fontsize=7)
 
 
+def plot_controlled_grid(grid: dict, title: str = ""):
+    """:func:`~posedive_lib.augment.experiment.controlled_grid` as the paper's supplementary Fig. 6: a row per
+    identity (its reference, then its generated images, then the oracle renders), a column per shared condition
+    (its skeleton map on top)."""
+    n_ids, n_conditions = grid["generated"].shape[:2]
+    blank = np.full_like(grid["references"][0], 255)
+    columns = (["reference"] + [f"generated {j + 1}" for j in range(n_conditions)]
+               + [f"oracle {j + 1}" for j in range(n_conditions)])
+    rows = [[blank, *grid["skeletons"], *grid["skeletons"]]]
+    rows += [[grid["references"][i], *grid["generated"][i], *grid["oracle"][i]] for i in range(n_ids)]
+    return _tile_grid(rows, columns, title, tile_size=(1.0, 2.0), fontsize=7)
+
+
 def _tile_grid(grid: list[list[np.ndarray]], columns: list[str], title: str = "", tile_size=(1.1, 2.1), fontsize: int = 8):
     """Rows of uint8 tiles (H, W grey or H, W, 3 colour) under one title per column."""
     plt = headless_pyplot()

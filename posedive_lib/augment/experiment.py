@@ -82,6 +82,47 @@ def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: p
             "generated": load(picked), "oracle": load(matched), "pids": torch.tensor(picked["pid"].to_numpy())}
 
 
+def controlled_grid(world: SyntheticWorld, generator_dir: str | os.PathLike, gallery_size: int, config: AugmentConfig,
+                    n_ids: int = 4, n_conditions: int = 5, seed: int = 0) -> dict:
+    """The paper's supplementary Fig. 6: ``n_ids`` train identities (one reference image each) in the same
+    ``n_conditions`` conditions of the ``both`` gallery, generated and rendered by the oracle. Read across a row:
+    one identity in other poses and viewpoints; down a column: other identities in one pose and viewpoint. The cells
+    of a column share their sampling seed, so only the reference differs between them.
+
+    Returns uint8 arrays (H, W, 3): ``references`` (n_ids), ``skeletons`` (n_conditions), ``generated`` and
+    ``oracle`` (n_ids, n_conditions), and the ``pids`` and gallery ``condition_ids`` drawn (with ``seed``)."""
+    import numpy as np
+
+    from ..data.synthetic.world import OracleRenderer
+    from ..generator.data import load_images, to_uint8
+    from ..generator.model import PoseDiveGenerator
+    from .generate import _Generate, _Render
+
+    train = world.subset("train").reset_index(drop=True)
+    pids = np.sort(train["pid"].unique())
+    if not 1 <= n_ids <= len(pids) or not 1 <= n_conditions <= gallery_size:
+        raise ValueError(f"a controlled grid needs 1 to {len(pids)} identities and 1 to {gallery_size} conditions "
+                         f"(the gallery's size), got {n_ids} and {n_conditions}")
+    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode="both", width=world.config.width,
+                                                    height=world.config.height, seed=config.seed),
+                                      train_viewpoints=train, progress=False)
+    rng = np.random.default_rng([seed, 6])
+    chosen = np.sort(rng.choice(pids, size=n_ids, replace=False))
+    references = np.array([rng.choice(np.flatnonzero(train["pid"].to_numpy() == pid)) for pid in chosen])
+    conditions = np.sort(rng.choice(len(gallery), size=n_conditions, replace=False))
+    column_seeds = rng.integers(2**31, size=n_conditions)
+    cells = pd.DataFrame({"pid": np.repeat(chosen, n_conditions), "condition": np.tile(conditions, n_ids),
+                          "seed": np.tile(column_seeds, n_ids)})
+    parents = train.iloc[np.repeat(references, n_conditions)]
+    generator = PoseDiveGenerator.from_pretrained(generator_dir).eval()
+    shape = (n_ids, n_conditions, world.config.height, world.config.width, 3)
+    generated = _Generate(generator, config)(parents, world.root, gallery, cells).reshape(shape)
+    oracle = _Render(OracleRenderer(world.config))(parents, world.root, gallery, cells).reshape(shape)
+    return {"references": to_uint8(load_images(train.iloc[references], world.root)).permute(0, 2, 3, 1).numpy(),
+            "skeletons": gallery.skeleton[conditions], "generated": generated, "oracle": oracle, "pids": chosen,
+            "condition_ids": gallery.table["condition_id"].to_numpy()[conditions]}
+
+
 def filter_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int = 0,
                       progress: bool = True, judge=None) -> pd.DataFrame:
     """Keypoint statistics (:func:`~.filtering.keypoint_statistics`) of one augmentation set, cached beside its
