@@ -30,8 +30,10 @@ def test_smoke_chain_runs_every_notebook_and_skips_unchanged_steps(tmp_path, cap
     coverage = pd.read_csv(out / "bias_coverage.csv").set_index("set")
     assert list(coverage.index) == ["train", "augmentation", "train + augmentation"]
     assert coverage.loc["train + augmentation", "images"] == coverage.loc[["train", "augmentation"], "images"].sum()
-    for figure in ("bias_viewpoints_poses.png", "controlled_grid.png", "ablation_threshold.png"):
+    for figure in ("bias_viewpoints_poses.png", "controlled_grid.png", "msmt17s_pose.png", "ablation_threshold.png"):
         assert (out / figure).is_file(), figure
+    split_sides = pd.read_csv(out / "msmt17s_cam_coverage.csv").set_index("set")  # the paper's Fig. 6 numbers
+    assert list(split_sides.index) == ["train", "test"] and split_sides["viewpoint_entropy"].between(0, 1).all()
     numgen = pd.read_csv(out / "paper_number_of_images.csv")  # the preprint's rows and the per-identity sweep
     assert {"paper (real data, Diff-ID preprint)", "this package"} == set(numgen["source"])
     quality = pd.read_csv(out / "quality_statistics.csv")

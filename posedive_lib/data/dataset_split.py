@@ -103,10 +103,11 @@ def split_annotations(rows: pd.DataFrame, root: str | os.PathLike) -> pd.DataFra
                       found.assign(kp_found=True)], axis=1)
 
 
-def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0) -> dict:
+def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0,
+                   name: str = "split") -> dict:
     """The paper's Fig. 6 for a split manifest, written to ``out_dir``: ``sizes`` (images and identities per split,
-    ``split_sizes.csv``), ``coverage`` (viewpoint entropy and pose diversity of the train and test sides,
-    ``split_coverage.csv``) and ``figure`` (their viewpoints and a pose t-SNE, ``split.png``)."""
+    ``<name>_sizes.csv``), ``coverage`` (viewpoint entropy and pose diversity of the train and test sides,
+    ``<name>_coverage.csv``) and ``figure`` (their viewpoints and a pose t-SNE, ``<name>.png``, titled ``name``)."""
     from ..analysis.bias import coverage_table, plot_bias, pose_tsne
     from ..analysis.world_figures import save_figure
     from .splits import split_sizes
@@ -115,7 +116,8 @@ def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int
     sides = {"train": split[split["split"] == "train"], "test": split[split["split"] != "train"]}
     overview = {"sizes": split_sizes(split), "coverage": coverage_table(sides),
                 "figure": plot_bias(sides, pose_tsne(sides, per_set=per_set, seed=seed))}
-    overview["sizes"].to_csv(out_dir / "split_sizes.csv", index=False)
-    overview["coverage"].to_csv(out_dir / "split_coverage.csv", index=False)
-    save_figure(overview["figure"], out_dir / "split.png")
+    overview["figure"].suptitle(name, y=1.02)
+    overview["sizes"].to_csv(out_dir / f"{name}_sizes.csv", index=False)
+    overview["coverage"].to_csv(out_dir / f"{name}_coverage.csv", index=False)
+    save_figure(overview["figure"], out_dir / f"{name}.png")
     return overview
