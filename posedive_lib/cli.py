@@ -421,7 +421,7 @@ def _check_reid_arguments(args: argparse.Namespace) -> None:
         preset_config(args.preset, args.pretrained)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"--pretrained: {error}") from None
-    if args.pretrained is None and PRESETS[args.preset].backbone != "tiny":
+    if args.pretrained is None and not PRESETS[args.preset].backbone.startswith("tiny"):
         print(f"warning: --preset {args.preset} without --pretrained trains its backbone from random weights; the "
               "paper's Re-ID models start from ImageNet or CLIP weights", file=sys.stderr)
 
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     reid_p.add_argument("--dataset", default=None, help="without --augmented: the data set whose baseline to train")
     reid_p.add_argument("--data-root", type=Path, default=None, help="without --augmented: the data set's folder")
     reid_p.add_argument("--preset", default="bot",
-                        help="bot (ResNet-50, bag of tricks), diffid (the Diff-ID preprint's recipe), clip (needs --pretrained) or tiny")
+                        help="bot (ResNet-50, bag of tricks), cbn (bot with camera-based batch normalisation), diffid "
+                             "(the Diff-ID preprint's recipe), clip (needs --pretrained), tiny or tiny_cbn")
     reid_p.add_argument("--pretrained", default=None, help="backbone weights folder (transformers ResNet-50 or CLIP)")
     reid_p.add_argument("--iterations", type=int, default=None, help="default: the preset's")
     reid_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

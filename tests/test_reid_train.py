@@ -117,6 +117,54 @@ def test_features_from_a_trained_model(world, tmp_path):
         load_reid_model(tmp_path)
 
 
+def test_camera_based_bn_normalises_each_camera_with_its_own_statistics():
+    from torch import nn
+
+    from posedive_lib.reid.camera_bn import CameraBatchNorm2d, batch_cameras
+
+    plain = nn.BatchNorm2d(3)
+    model = nn.Sequential(CameraBatchNorm2d.replacing(plain)).train()
+    x = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    x[:4] += 5.0  # camera 1 is much brighter than camera 2
+    cameras = torch.tensor([1, 1, 1, 1, 2, 2, 2, 2])
+    with batch_cameras(model, cameras):
+        y = model(x)
+    for camera in (1, 2):  # each camera centred on its own mean; one BN for all would leave them +-2.5 apart
+        assert y[cameras == camera].mean(dim=(0, 2, 3)).abs().max() < 1e-5
+    assert plain(x)[:4].mean() > 0.8
+    assert list(model.state_dict()) == ["0." + key for key in plain.state_dict()]  # same keys: weights load as BoT's
+    with pytest.raises(RuntimeError, match="batch_cameras"):
+        model(x)  # no cameras given
+    model.eval()
+    with batch_cameras(model, cameras), pytest.raises(KeyError, match="adapt_camera_statistics"):
+        model(x)  # test statistics not estimated yet
+
+
+def test_camera_based_bn_model_trains_adapts_to_the_test_cameras_and_reloads(world, tmp_path):
+    from dataclasses import replace
+
+    from posedive_lib.reid.camera_bn import adapt_camera_statistics, camera_norms
+    from posedive_lib.reid.experiment import evaluate_model
+
+    config = replace(TINY, backbone="tiny_cbn")
+    train_reid(world.subset("train"), world.root, tmp_path, config, progress=False)
+    model = load_reid_model(tmp_path)
+    assert len(camera_norms(model)) > 0 and json.loads((tmp_path / "train_config.json").read_text())["backbone"] == "tiny_cbn"
+    test = world.subset("test")
+    metrics = evaluate_model(model, test, world.root)  # estimates each test camera's statistics first
+    assert 0 <= metrics["mAP"] <= 100 and metrics["num_valid_queries"] > 0
+    cameras = sorted(test["camid"].unique())
+    assert sorted(camera_norms(model)[0].camera_stats) == cameras
+    first = test[test["camid"] == cameras[0]].head(4)
+    own = extract_features(model, first, world.root)
+    other = extract_features(model, first.assign(camid=cameras[1]), world.root)  # the same images, another camera's
+    assert not torch.allclose(own, other)  # statistics: other features
+    adapt_camera_statistics(model, test, world.root)
+    torch.testing.assert_close(extract_features(model, first, world.root), own)  # re-estimated: the same statistics
+    with pytest.raises(KeyError, match="no statistics for camera 99"):
+        extract_features(model, first.assign(camid=99), world.root)
+
+
 def test_training_uses_its_thread_count_and_restores_the_callers(world, tmp_path):
     from dataclasses import replace
 

@@ -16,7 +16,7 @@ IN_MEMORY_LIMIT = 8 * 2**30  # bytes of decoded images a training set may hold i
 
 
 class ManifestImages(Dataset):
-    """Images of a manifest resized to (height, width), as uint8 tensors, with contiguous labels.
+    """Images of a manifest resized to (height, width), as uint8 tensors, with contiguous labels and their cameras.
 
     With ``in_memory`` every image is decoded once up front (small data sets such as the synthetic
     world); otherwise images are read on access. ``None`` decides by size: in memory when the decoded images take
@@ -33,6 +33,7 @@ class ManifestImages(Dataset):
         pids = sorted(self.frame["pid"].unique())
         self.label_of = {int(p): i for i, p in enumerate(pids)}
         self.labels = torch.tensor([self.label_of[int(p)] for p in self.frame["pid"]])
+        self.camids = torch.tensor(self.frame["camid"].to_numpy(dtype="int64"))  # for camera-based BN
         self._cache = [self._read(i) for i in range(len(self.frame))] if in_memory else None
 
     @property
@@ -52,7 +53,7 @@ class ManifestImages(Dataset):
 
     def __getitem__(self, index: int):
         image = self._cache[index] if self._cache is not None else self._read(index)
-        return image, self.labels[index]
+        return image, self.labels[index], self.camids[index]
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from ..paths import atomic_output
+from .camera_bn import adapt_camera_statistics
 from .evaluation import evaluate
 from .train import TrainConfig, extract_features, load_reid_model, train_reid
 
@@ -25,6 +26,7 @@ def evaluate_model(model, manifest: pd.DataFrame, root, flip: bool = False) -> d
     query, gallery = manifest[manifest["split"] == "query"], manifest[manifest["split"] == "gallery"]
     if query.empty or gallery.empty:
         raise ValueError("the manifest needs query and gallery rows to evaluate on")
+    adapt_camera_statistics(model, pd.concat([query, gallery]), root)  # camera-based BN only (a no-op otherwise)
     qf = extract_features(model, query, root, flip=flip)
     gf = extract_features(model, gallery, root, flip=flip)
     metrics = evaluate(qf, gf, query.pid.values, gallery.pid.values, query.camid.values, gallery.camid.values,

@@ -23,6 +23,7 @@ class BackbonePreset:
     depths: tuple = (3, 4, 6, 3)
     layer_type: str = "bottleneck"
     last_stride_one: bool = True
+    camera_bn: bool = False  # camera-based batch normalisation (CBN) in every BatchNorm2d of the backbone
 
 
 BACKBONES = {
@@ -30,6 +31,9 @@ BACKBONES = {
     "tiny": BackbonePreset("resnet", (128, 64), embedding_size=16, hidden_sizes=(16, 32, 64, 128),
                            depths=(1, 1, 1, 1), layer_type="basic"),
     "clip_vit_b16": BackbonePreset("clip", (256, 128)),
+    "resnet50_cbn": BackbonePreset("resnet", (256, 128), camera_bn=True),
+    "tiny_cbn": BackbonePreset("resnet", (128, 64), embedding_size=16, hidden_sizes=(16, 32, 64, 128),
+                               depths=(1, 1, 1, 1), layer_type="basic", camera_bn=True),
 }
 
 
@@ -130,6 +134,10 @@ class ReIDModel(nn.Module):
         preset = BACKBONES[backbone]
         self.preset = preset
         self.backbone = (ResNetBackbone if preset.kind == "resnet" else CLIPBackbone)(preset, pretrained_path)
+        if preset.camera_bn:
+            from .camera_bn import convert_to_camera_bn
+
+            convert_to_camera_bn(self.backbone)
         dim = self.backbone.out_dim
         self.bnneck = nn.BatchNorm1d(dim)
         self.bnneck.bias.requires_grad_(False)  # BoT: no shift after the neck

@@ -75,6 +75,9 @@ PRESETS = {
     # thread per run: the experiments train runs side by side (:func:`~.experiment.run_settings`).
     "tiny": TrainConfig(iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85), threads=1),
     "bot": TrainConfig(backbone="resnet50", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
+    # CBN (Zhuang et al., ECCV 2020): the bag of tricks with camera-based batch normalisation in the backbone
+    "cbn": TrainConfig(backbone="resnet50_cbn", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
+    "tiny_cbn": TrainConfig(backbone="tiny_cbn", iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85), threads=1),
     "diffid": TrainConfig(backbone="resnet50", iterations=20000, P=32, K=8, lr=1e-5, lr_head=1e-4, margin=0.5,
                           label_smoothing=0.0, warmup=0, milestones=(), checkpoint_every=2000),
     "clip": TrainConfig(backbone="clip_vit_b16", iterations=12000, P=16, K=4, lr=5e-6, lr_head=5e-4, warmup=1000,
@@ -145,6 +148,7 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
     from tqdm.auto import tqdm
 
     from ..accelerators import make_accelerator
+    from .camera_bn import batch_cameras
 
     out_dir = Path(out_dir)
     weights = out_dir / "model.safetensors"
@@ -193,8 +197,8 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
         # MPerClassSampler shuffles its label list in place and keeps it between passes; restoring the
         # canonical order makes every segment depend only on the RNG state that the checkpoint restores.
         sampler.labels.sort()
-        for images, labels in loader:
-            with accelerator.autocast():
+        for images, labels, camids in loader:
+            with accelerator.autocast(), batch_cameras(model, camids):
                 images = augment(normalize(images)).contiguous(memory_format=torch.channels_last)
                 feature, logits = model(images)
                 ce = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
@@ -247,17 +251,23 @@ def load_reid_model(out_dir: str | os.PathLike, device: str = "cpu") -> ReIDMode
 @torch.no_grad()
 def extract_features(model: ReIDModel, frame: pd.DataFrame, root: str | os.PathLike, batch: int = 256,
                      flip: bool = False, device: str = "cpu") -> torch.Tensor:
-    """(N, D) BNNeck features of the manifest rows (with ``flip``: averaged with the mirror image, L2-normalised)."""
+    """(N, D) BNNeck features of the manifest rows (with ``flip``: averaged with the mirror image, L2-normalised).
+    A camera-based BN model normalises each row with its camera's statistics (:mod:`.camera_bn`)."""
     data = ManifestImages(frame.assign(pid=0), root, model.preset.image_size)
-    images = (torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))])
-              for start in range(0, len(data), batch))
-    return torch.cat([embed_images(model, chunk, batch=batch, flip=flip, device=device) for chunk in images])
+    starts = range(0, len(data), batch)
+    images = (torch.stack([data[i][0] for i in range(start, min(start + batch, len(data)))]) for start in starts)
+    cameras = (data.camids[start:start + batch] for start in starts)
+    return torch.cat([embed_images(model, chunk, batch=batch, flip=flip, device=device, camids=camids)
+                      for chunk, camids in zip(images, cameras)])
 
 
 @torch.no_grad()
 def embed_images(model: ReIDModel, images: torch.Tensor, batch: int = 256, flip: bool = False,
-                 device: str = "cpu") -> torch.Tensor:
-    """(N, D) BNNeck features of uint8 images (N, 3, H, W), resized to the model's input size if needed."""
+                 device: str = "cpu", camids: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, D) BNNeck features of uint8 images (N, 3, H, W), resized to the model's input size if needed; ``camids``
+    (N,) are needed by a camera-based BN model only."""
+    from .camera_bn import batch_cameras
+
     model = model.to(device, memory_format=torch.channels_last).eval()
     size = tuple(model.preset.image_size)
     out = []
@@ -266,8 +276,9 @@ def embed_images(model: ReIDModel, images: torch.Tensor, batch: int = 256, flip:
         if tuple(chunk.shape[2:]) != size:
             chunk = F.interpolate(chunk.float(), size=size, mode="bilinear", align_corners=False).clamp(0, 255)
         chunk = normalize(chunk).contiguous(memory_format=torch.channels_last)
-        feature = model(chunk)
-        if flip:
-            feature = flip_average(feature, model(chunk.flip(-1)))
+        with batch_cameras(model, None if camids is None else camids[start:start + batch]):
+            feature = model(chunk)
+            if flip:
+                feature = flip_average(feature, model(chunk.flip(-1)))
         out.append(feature.float().cpu())
     return torch.cat(out)
