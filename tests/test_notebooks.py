@@ -170,13 +170,14 @@ def test_real_data_notebook_runs_on_a_custom_split(smoke_market, tmp_path):
     run_notebook(REAL_DATA_NOTEBOOK, out, {
         "dataset": "market1501", "data_root": str(smoke_market), "custom_split": "cam",
         "split_options": {"half_width": 45, "gap": 0}, "start": STAGE1_WEIGHTS, "per_id": 2, "gallery_size": 4,
-        "sample_steps": 1, "tau": 0.0, "sweep_taus": [0.0], "sweep_per_id": [1], "reid_preset": "tiny", "reid_iterations": 2,
-        "seeds": [0]})
+        "sample_steps": 1, "tau": 0.0, "sweep_taus": [0.0], "sweep_per_id": [1], "reid_preset": "tiny_cbn",
+        "reid_iterations": 2, "seeds": [0]})  # camera-based BN: the split's test cameras adapted to, unlike its train ones
     split = load_market1501(out / "split" / "market_layout")
     runs = pd.read_csv(out / "reid_runs.csv").set_index("setting")
     assert runs.loc["baseline", "train_images"] == (split["split"] == "train").sum()  # trained on the split
     assert runs.loc["posedive", "train_images"] > runs.loc["baseline", "train_images"]
     assert set(runs["dataset"]) == {"market1501_s_cam"}  # named after the split it ran on
+    assert runs["mAP"].between(0, 100).all() and (runs["num_valid_queries"] > 0).all()
     assert (out / "split" / "split.png").is_file() and (out / "split" / "split.json").is_file()
     executed = nbformat.read(out / f"{REAL_DATA_NOTEBOOK}.ipynb", as_version=4)
     assert "Table 5, MSMT17-S Cam" in str(next(c for c in executed.cells if c.get("id") == "cell-13").outputs)
