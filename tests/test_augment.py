@@ -223,14 +223,26 @@ def test_controlled_grid_shows_each_identity_in_the_same_conditions(smoke_world,
     grid = controlled_grid(smoke_world, tmp_path / "generator", gallery_size=6, config=config, n_ids=3, n_conditions=2)
     h, w = smoke_world.config.height, smoke_world.config.width
     assert grid["generated"].shape == grid["oracle"].shape == (3, 2, h, w, 3) and grid["skeletons"].shape == (2, h, w, 3)
-    assert len(set(grid["pids"])) == 3 and len(set(grid["condition_ids"])) == 2
+    assert len(set(grid["pids"])) == 3 and len(set(grid["condition_ids"])) == 2 and len(set(grid["seeds"])) == 2
     train = smoke_world.subset("train")
     assert all(pid in set(train["pid"]) for pid in grid["pids"])
     # down a column: other people in one condition; across a row: one person in other conditions
     oracle = grid["oracle"].astype(float)
     assert np.abs(oracle[0, 0] - oracle[1, 0]).mean() > 2 and np.abs(oracle[0, 0] - oracle[0, 1]).mean() > 2
     assert np.abs(grid["generated"][0, 0].astype(float) - grid["generated"][1, 0]).mean() > 0.5  # only the reference differs
+    from posedive_lib.augment import generate
+
+    asked = []
+
+    class Recording(generate._Generate):  # the cells the generator is asked for: rows pid by pid, a seed per column
+        def __call__(self, parents, root, gallery, chunk):
+            asked.append(chunk.copy())
+            return super().__call__(parents, root, gallery, chunk)
+
+    monkeypatch.setattr(generate, "_Generate", Recording)
     again = controlled_grid(smoke_world, tmp_path / "generator", gallery_size=6, config=config, n_ids=3, n_conditions=2)
+    cells = asked[0]
+    assert cells["seed"].tolist() == list(grid["seeds"]) * 3 and cells["pid"].tolist() == list(np.repeat(grid["pids"], 2))
     assert np.array_equal(again["generated"], grid["generated"]) and np.array_equal(again["oracle"], grid["oracle"])
     figure = plot_controlled_grid(grid)
     assert len(figure.axes) == (1 + 3) * (1 + 2 * 2)

@@ -117,52 +117,86 @@ def test_features_from_a_trained_model(world, tmp_path):
         load_reid_model(tmp_path)
 
 
-def test_camera_based_bn_normalises_each_camera_with_its_own_statistics():
+@pytest.mark.parametrize("shape", [(8, 3, 5, 5), (8, 3)])
+def test_camera_based_bn_normalises_each_camera_with_its_own_statistics(shape):
     from torch import nn
 
-    from posedive_lib.reid.camera_bn import CameraBatchNorm2d, batch_cameras
+    from posedive_lib.reid.camera_bn import batch_cameras, convert_to_camera_bn, without_lone_cameras
 
-    plain = nn.BatchNorm2d(3)
-    model = nn.Sequential(CameraBatchNorm2d.replacing(plain)).train()
-    x = torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    plain = (nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d)(3)
+    model = convert_to_camera_bn(nn.Sequential(plain)).train()
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     x[:4] += 5.0  # camera 1 is much brighter than camera 2
     cameras = torch.tensor([1, 1, 1, 1, 2, 2, 2, 2])
+    assert list(model.state_dict()) == ["0." + key for key in plain.state_dict()]  # same keys: weights load as before
+    with batch_cameras(model, torch.ones(8)):  # one camera: plain batch normalisation
+        torch.testing.assert_close(model(x), plain(x), rtol=0, atol=0)
     with batch_cameras(model, cameras):
-        y = model(x)
-    for camera in (1, 2):  # each camera centred on its own mean; one BN for all would leave them +-2.5 apart
-        assert y[cameras == camera].mean(dim=(0, 2, 3)).abs().max() < 1e-5
+        trained = model(x)
+    dims = [0, *range(2, len(shape))]
+    for camera in (1, 2):  # each camera centred on its own mean; one BN for all leaves them +-2.5 apart
+        assert trained[cameras == camera].mean(dim=dims).abs().max() < 1e-5
     assert plain(x)[:4].mean() > 0.8
-    assert list(model.state_dict()) == ["0." + key for key in plain.state_dict()]  # same keys: weights load as BoT's
-    with pytest.raises(RuntimeError, match="batch_cameras"):
-        model(x)  # no cameras given
+    # test time: statistics estimated per camera give the images the normalisation training gave them
     model.eval()
-    with batch_cameras(model, cameras), pytest.raises(KeyError, match="adapt_camera_statistics"):
-        model(x)  # test statistics not estimated yet
+    layer = model[0]
+    layer._moments = {}
+    with batch_cameras(model, cameras):
+        model(x)
+    layer._finish_adapting()
+    assert sorted(layer.camera_stats) == [1, 2]
+    with batch_cameras(model, cameras):
+        torch.testing.assert_close(model(x), trained, rtol=0, atol=1e-5)
+    with pytest.raises(RuntimeError, match="camids="):
+        model(x)  # no cameras given
+    with batch_cameras(model, cameras[:6]), pytest.raises(ValueError, match="6 cameras for a batch of 8"):
+        model(x)
+    with batch_cameras(model, torch.full((8,), 3)), pytest.raises(LookupError, match="adapt_camera_statistics"):
+        model(x)  # a camera without test statistics
+    kept, rows = without_lone_cameras(torch.tensor([1, 2, 2, 3, 1]), torch.arange(5))
+    assert kept.tolist() == [1, 2, 2, 1] and rows.tolist() == [0, 1, 2, 4]
+
+
+def test_camera_based_bn_is_only_in_its_presets_and_keeps_the_weights_keys():
+    from posedive_lib.reid.camera_bn import camera_norms
+
+    plain, cbn = ReIDModel(5, "tiny"), ReIDModel(5, "tiny_cbn")
+    assert camera_norms(plain) == [] and len(camera_norms(cbn)) == sum(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in plain.modules())  # the BNNeck included
+    assert list(plain.state_dict()) == list(cbn.state_dict()) and not cbn.bnneck.bias.requires_grad
 
 
 def test_camera_based_bn_model_trains_adapts_to_the_test_cameras_and_reloads(world, tmp_path):
     from dataclasses import replace
 
     from posedive_lib.reid.camera_bn import adapt_camera_statistics, camera_norms
+    from posedive_lib.reid.data import ManifestImages
     from posedive_lib.reid.experiment import evaluate_model
 
     config = replace(TINY, backbone="tiny_cbn")
     train_reid(world.subset("train"), world.root, tmp_path, config, progress=False)
     model = load_reid_model(tmp_path)
-    assert len(camera_norms(model)) > 0 and json.loads((tmp_path / "train_config.json").read_text())["backbone"] == "tiny_cbn"
+    assert json.loads((tmp_path / "train_config.json").read_text())["backbone"] == "tiny_cbn"
     test = world.subset("test")
     metrics = evaluate_model(model, test, world.root)  # estimates each test camera's statistics first
-    assert 0 <= metrics["mAP"] <= 100 and metrics["num_valid_queries"] > 0
+    assert metrics["num_valid_queries"] > 0 and np.isfinite(metrics["mAP"])
     cameras = sorted(test["camid"].unique())
-    assert sorted(camera_norms(model)[0].camera_stats) == cameras
-    first = test[test["camid"] == cameras[0]].head(4)
+    stem = camera_norms(model)[0]  # the stem's norm: its statistics are those of the first convolution's output
+    assert sorted(stem.camera_stats) == cameras
+    rows = test[test["camid"] == cameras[0]]
+    data = ManifestImages(rows, world.root, model.preset.image_size)
+    with torch.no_grad():
+        conv = model.backbone.net.embedder.embedder.convolution(normalize(torch.stack([data[i][0] for i in range(len(data))])))
+    torch.testing.assert_close(stem.camera_stats[cameras[0]][0], conv.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stem.camera_stats[cameras[0]][1], conv.var(dim=(0, 2, 3), unbiased=False), rtol=1e-4, atol=1e-5)
+    first = rows.head(4)
     own = extract_features(model, first, world.root)
     other = extract_features(model, first.assign(camid=cameras[1]), world.root)  # the same images, another camera's
     assert not torch.allclose(own, other)  # statistics: other features
-    adapt_camera_statistics(model, test, world.root)
-    torch.testing.assert_close(extract_features(model, first, world.root), own)  # re-estimated: the same statistics
-    with pytest.raises(KeyError, match="no statistics for camera 99"):
+    with pytest.raises(LookupError, match="no statistics for camera 99"):
         extract_features(model, first.assign(camid=99), world.root)
+    with pytest.raises(ValueError, match=r"camera\(s\) \[99\] have a single one"):
+        adapt_camera_statistics(model, pd.concat([test, first.head(1).assign(camid=99)]), world.root)
 
 
 def test_training_uses_its_thread_count_and_restores_the_callers(world, tmp_path):

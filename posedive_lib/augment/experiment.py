@@ -90,7 +90,8 @@ def controlled_grid(world: SyntheticWorld, generator_dir: str | os.PathLike, gal
     of a column share their sampling seed, so only the reference differs between them.
 
     Returns uint8 arrays (H, W, 3): ``references`` (n_ids), ``skeletons`` (n_conditions), ``generated`` and
-    ``oracle`` (n_ids, n_conditions), and the ``pids`` and gallery ``condition_ids`` drawn (with ``seed``)."""
+    ``oracle`` (n_ids, n_conditions), and the ``pids``, gallery ``condition_ids`` and sampling ``seeds`` (one per
+    column) drawn with ``seed``."""
     import numpy as np
 
     from ..data.synthetic.world import OracleRenderer
@@ -120,7 +121,7 @@ def controlled_grid(world: SyntheticWorld, generator_dir: str | os.PathLike, gal
     oracle = _Render(OracleRenderer(world.config))(parents, world.root, gallery, cells).reshape(shape)
     return {"references": to_uint8(load_images(train.iloc[references], world.root)).permute(0, 2, 3, 1).numpy(),
             "skeletons": gallery.skeleton[conditions], "generated": generated, "oracle": oracle, "pids": chosen,
-            "condition_ids": gallery.table["condition_id"].to_numpy()[conditions]}
+            "condition_ids": gallery.table["condition_id"].to_numpy()[conditions], "seeds": column_seeds}
 
 
 def filter_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gallery_size: int, seed: int = 0,

@@ -23,7 +23,7 @@ class BackbonePreset:
     depths: tuple = (3, 4, 6, 3)
     layer_type: str = "bottleneck"
     last_stride_one: bool = True
-    camera_bn: bool = False  # camera-based batch normalisation (CBN) in every BatchNorm2d of the backbone
+    camera_bn: bool = False  # camera-based batch normalisation (CBN) in every batch norm, the BNNeck's included
 
 
 BACKBONES = {
@@ -134,15 +134,15 @@ class ReIDModel(nn.Module):
         preset = BACKBONES[backbone]
         self.preset = preset
         self.backbone = (ResNetBackbone if preset.kind == "resnet" else CLIPBackbone)(preset, pretrained_path)
-        if preset.camera_bn:
-            from .camera_bn import convert_to_camera_bn
-
-            convert_to_camera_bn(self.backbone)
         dim = self.backbone.out_dim
         self.bnneck = nn.BatchNorm1d(dim)
         self.bnneck.bias.requires_grad_(False)  # BoT: no shift after the neck
         self.classifier = nn.Linear(dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
+        if preset.camera_bn:  # every batch norm, the BNNeck's included
+            from .camera_bn import convert_to_camera_bn
+
+            convert_to_camera_bn(self)
 
     def forward(self, images: torch.Tensor):
         feature = self.backbone(images)

@@ -148,7 +148,7 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
     from tqdm.auto import tqdm
 
     from ..accelerators import make_accelerator
-    from .camera_bn import batch_cameras
+    from .camera_bn import batch_cameras, camera_norms, without_lone_cameras
 
     out_dir = Path(out_dir)
     weights = out_dir / "model.safetensors"
@@ -171,6 +171,7 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
     model = ReIDModel(data.num_classes, config.backbone, config.pretrained_path).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameter_groups(config.lr, config.lr_head or config.lr, config.weight_decay))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
+    camera_based = bool(camera_norms(model))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     augment = train_augmentation(size, erase_p=config.erase_p)
     triplet = losses.TripletMarginLoss(margin=config.margin, distance=distances.LpDistance(normalize_embeddings=False))
@@ -198,6 +199,8 @@ def _train(frame, root, out_dir, config: TrainConfig, progress: bool, in_memory:
         # canonical order makes every segment depend only on the RNG state that the checkpoint restores.
         sampler.labels.sort()
         for images, labels, camids in loader:
+            if camera_based:  # a camera with one image in the batch has no batch statistics
+                camids, images, labels = without_lone_cameras(camids, images, labels)
             with accelerator.autocast(), batch_cameras(model, camids):
                 images = augment(normalize(images)).contiguous(memory_format=torch.channels_last)
                 feature, logits = model(images)
@@ -266,7 +269,7 @@ def embed_images(model: ReIDModel, images: torch.Tensor, batch: int = 256, flip:
                  device: str = "cpu", camids: torch.Tensor | None = None) -> torch.Tensor:
     """(N, D) BNNeck features of uint8 images (N, 3, H, W), resized to the model's input size if needed; ``camids``
     (N,) are needed by a camera-based BN model only."""
-    from .camera_bn import batch_cameras
+    from .camera_bn import batch_cameras, camera_norms, without_lone_cameras
 
     model = model.to(device, memory_format=torch.channels_last).eval()
     size = tuple(model.preset.image_size)
