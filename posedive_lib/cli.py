@@ -144,6 +144,23 @@ def split_controls(profile: str, seeds: list[int], out: Path | None = None) -> P
     return path
 
 
+def camera_bn(profile: str, seeds: list[int], out: Path | None = None) -> Path:
+    """Camera-based against plain batch norm for the baseline Re-ID model of the synthetic world, seed by seed;
+    tables in ``results/experiments``."""
+    from .data.synthetic.world import build_world
+    from .reid.experiment import paired_summary, write_table
+    from .studies import camera_bn_study
+
+    runs = camera_bn_study(build_world(profile), profile, seeds, progress=True)
+    out = Path(out or results_dir() / "experiments")
+    path = write_table(runs, out / "camera_bn_runs.csv")
+    summary = paired_summary(runs, "bn")
+    write_table(summary.reset_index(), out / "camera_bn_summary.csv")
+    print(summary.to_string())
+    print(f"wrote {path} and its summary")
+    return path
+
+
 def _write_study(runs, identity, out: Path | None, stem: str, length: str) -> Path:
     """Write a generator study's Re-ID runs, their paired summary, its identity table and the identity scores
     against the training ``length`` (a column of ``identity``) as a figure to ``out``."""
@@ -494,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     controls_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     controls_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     controls_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
+    cbn_p = sub.add_parser("camera-bn", help="camera-based against plain batch norm in the baseline Re-ID model")
+    cbn_p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    cbn_p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    cbn_p.add_argument("--out", type=Path, default=None, help="table folder (default results/experiments)")
     frames_p = sub.add_parser("train-generator", help="train a generator on your frames with their condition maps")
     frames_p.add_argument("--frames", type=Path, required=True,
                           help="folder of clips: <clip>/images, depth, normal, skeleton (see posedive_lib.generator.frames)")
@@ -589,6 +610,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         stage1_length(args.profile, args.seeds, args.extra_steps, args.pretrained, args.out, args.export_stage1)
     elif args.command == "split-controls":
         split_controls(args.profile, args.seeds, args.out)
+    elif args.command == "camera-bn":
+        camera_bn(args.profile, args.seeds, args.out)
     elif args.command == "train-generator":
         train_generator_on_frames(args.frames, args.out, args.start, args.sd15, args.clip, tuple(args.image_size or (384, 192)),
                                   args.steps, args.batch, args.lr, args.frames_per_clip, args.seed)

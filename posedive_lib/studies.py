@@ -88,6 +88,20 @@ def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_
     return runs.assign(experiment="reid_main", dataset="synthetic")
 
 
+def camera_bn_study(world: SyntheticWorld, profile: str, seeds: list[int], progress: bool = False) -> pd.DataFrame:
+    """The baseline (the train split) with plain batch norm (``bn``: the runs of the other studies' baseline) and
+    with camera-based batch norm (``cbn``), the same seeds; the world's test set adds cameras the train split never
+    shows, each with its own look."""
+    settings = profile_settings(profile)
+    train, test = world.subset("train"), world.subset("test")
+    runs = []
+    for name, backbone in (("bn", "tiny"), ("cbn", "tiny_cbn")):
+        reid = replace(reid_config(train["pid"].nunique(), settings.reid_iterations), backbone=backbone)
+        runs.append(run_settings({name: lambda: train}, test, world.root, _runs_dir(profile, world, reid), seeds, reid,
+                                 progress=progress))
+    return pd.concat(runs, ignore_index=True).assign(experiment="camera_bn", dataset="synthetic")
+
+
 def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
                 progress: bool = False, controls: bool = False) -> dict:
     """A Cam (``kind='cam'``) or Pose split of the world's test identities (diverse viewpoints and poses,

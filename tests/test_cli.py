@@ -1,6 +1,8 @@
 """The main job on the smoke profile writes its figure and table."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -91,6 +93,31 @@ def test_generator_command_records_only_the_committed_generator_as_the_package_b
     package = tmp_path / "results" / "benchmarks" / "generator_identity_rank1.json"
     assert path == (package if package_record else tmp_path / "figures" / "generator_identity_rank1.json")
     assert package.is_file() == package_record
+
+
+def test_camera_bn_compares_camera_based_with_plain_batch_norm_seed_by_seed(tmp_path):
+    from dataclasses import replace
+
+    from posedive_lib import cli
+    from posedive_lib.data.synthetic.world import build_world
+    from posedive_lib.profiles import PROFILES
+    from posedive_lib.reid.experiment import run_folder
+    from posedive_lib.studies import _runs_dir, reid_config
+
+    cli.camera_bn("smoke", [0, 1], tmp_path)
+    runs = pd.read_csv(tmp_path / "camera_bn_runs.csv")
+    assert sorted(zip(runs["setting"], runs["seed"])) == [("bn", 0), ("bn", 1), ("cbn", 0), ("cbn", 1)]
+    assert runs["mAP"].between(0, 100).all() and runs["num_valid_queries"].gt(0).all()
+    summary = pd.read_csv(tmp_path / "camera_bn_summary.csv").set_index("setting")
+    cbn = runs[runs["setting"] == "cbn"]["mAP"].to_numpy() - runs[runs["setting"] == "bn"]["mAP"].to_numpy()
+    assert summary.loc["cbn", "paired_diff_mean"] == pytest.approx(cbn.mean(), abs=0.01)
+    # plain BN trains where the other studies' baseline does (the same run, reused); camera-based BN elsewhere
+    world = build_world("smoke", progress=False)
+    train = world.subset("train")
+    plain = reid_config(train["pid"].nunique(), PROFILES["smoke"].reid_iterations)  # as main_study trains it
+    for config in (plain, replace(plain, backbone="tiny_cbn")):
+        run = run_folder(train, _runs_dir("smoke", world, config), 0)
+        assert json.loads((run / "train_config.json").read_text())["backbone"] == config.backbone
 
 
 def test_split_controls_writes_control_settings_and_identity_quality_per_split(tmp_path):
