@@ -33,6 +33,15 @@ def test_reid_main_pairs_seeds(tmp_path):
     assert "baseline: biased train split (100 images) | 50.0 +- 10.0" in table
 
 
+def test_camera_bn_table_pairs_seeds_against_plain_batch_norm(tmp_path):
+    from posedive_lib.analysis.readme_tables import camera_bn
+
+    _write_main_runs(tmp_path / "results/experiments", {"bn": [40, 50, 60], "cbn": [44, 49, 62]})
+    (tmp_path / "results/experiments/reid_main_runs.csv").rename(tmp_path / "results/experiments/camera_bn_runs.csv")
+    cbn = next(line for line in camera_bn(tmp_path).splitlines() if line.startswith("| camera-based"))
+    assert cbn.endswith("| 51.7 +- 9.3 | 61.7 | +1.7 +- 2.5 (2/3) |")  # paired changes +4, -1, +2
+
+
 def test_update_rewrites_stale_blocks_and_check_leaves_them(tmp_path):
     _write_main_runs(tmp_path / "results/quick", {"baseline": [40, 50, 60], "posedive": [41, 51, 61],
                                                   "quantity": [40, 50, 60], "oracle": [50, 60, 70]})

@@ -226,6 +226,17 @@ def oracle_check(root: Path) -> str:
     return _markdown(["Training data", "mAP", "R1", "paired mAP change (better on seeds)"], rows)
 
 
+def camera_bn(root: Path) -> str:
+    """``cli camera-bn``: the baseline Re-ID model with plain and with camera-based batch norm."""
+    runs = _read(root / "results/experiments/camera_bn_runs.csv")
+    summary, r1 = _summary(runs, "bn"), runs.groupby("setting")["R1"].mean()
+    labels = {"bn": "plain batch norm (the studies' baseline)",
+              "cbn": "camera-based batch norm (statistics of each test camera estimated on its images)"}
+    rows = [[label, _pm(summary.at[key, "mean"], summary.at[key, "std"]), f"{r1[key]:.1f}",
+             "" if key == "bn" else _change(summary.loc[key])] for key, label in labels.items()]
+    return _markdown(["Re-ID model (train split only)", "mAP", "R1", "paired mAP change (better on seeds)"], rows)
+
+
 def _identity_cells(scores: dict | pd.Series, suffix: str = "generated") -> list[str]:
     """rank-1, closer share (bold where the identity target is met) and the same / other identity cosines."""
     rank1, closer = scores[f"rank1_{suffix}"], scores[f"closer_{suffix}"]
@@ -307,6 +318,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "split_controls": split_controls,
     "split_controls_quality": split_controls_quality,
     "oracle_check": oracle_check,
+    "camera_bn": camera_bn,
     "generator_identity": generator_identity,
     "fine_tuning": fine_tuning,
     "stage1_length": stage1_length,
