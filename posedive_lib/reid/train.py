@@ -75,7 +75,7 @@ PRESETS = {
     # thread per run: the experiments train runs side by side (:func:`~.experiment.run_settings`).
     "tiny": TrainConfig(iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85), threads=1),
     "bot": TrainConfig(backbone="resnet50", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
-    # CBN (Zhuang et al., ECCV 2020): the bag of tricks with camera-based batch normalisation in the backbone
+    # CBN (Zhuang et al., ECCV 2020): the bag of tricks with camera-based batch normalisation in every batch norm
     "cbn": TrainConfig(backbone="resnet50_cbn", iterations=24000, P=16, K=4, warmup=2000, checkpoint_every=2000),
     "tiny_cbn": TrainConfig(backbone="tiny_cbn", iterations=1000, lr=2e-3, warmup=100, milestones=(0.6, 0.85), threads=1),
     "diffid": TrainConfig(backbone="resnet50", iterations=20000, P=32, K=8, lr=1e-5, lr_head=1e-4, margin=0.5,
@@ -269,7 +269,7 @@ def embed_images(model: ReIDModel, images: torch.Tensor, batch: int = 256, flip:
                  device: str = "cpu", camids: torch.Tensor | None = None) -> torch.Tensor:
     """(N, D) BNNeck features of uint8 images (N, 3, H, W), resized to the model's input size if needed; ``camids``
     (N,) are needed by a camera-based BN model only."""
-    from .camera_bn import batch_cameras, camera_norms, without_lone_cameras
+    from .camera_bn import batch_cameras
 
     model = model.to(device, memory_format=torch.channels_last).eval()
     size = tuple(model.preset.image_size)
