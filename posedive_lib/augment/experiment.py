@@ -18,6 +18,11 @@ from .condition_gallery import GalleryConfig, build_condition_gallery
 from .generate import AugmentConfig, augment
 
 
+def world_gallery_config(world: SyntheticWorld, mode: str, gallery_size: int, seed: int) -> GalleryConfig:
+    """The condition gallery of ``mode`` at the world's image size (the one its augmentation sets are drawn from)."""
+    return GalleryConfig(size=gallery_size, mode=mode, width=world.config.width, height=world.config.height, seed=seed)
+
+
 def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, gallery_size: int,
                      generator_dir: str | os.PathLike | None = None, progress: bool = True,
                      train: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -34,8 +39,7 @@ def augmentation_set(world: SyntheticWorld, mode: str, config: AugmentConfig, ga
     generator = None if generator_dir is None else PoseDiveGenerator.from_pretrained(generator_dir).eval()
     custom = train is not None
     train = world.subset("train") if train is None else train.reset_index(drop=True)
-    gallery_config = GalleryConfig(size=gallery_size, mode=mode, width=world.config.width, height=world.config.height,
-                                   seed=config.seed)
+    gallery_config = world_gallery_config(world, mode, gallery_size, config.seed)
     gallery = build_condition_gallery(gallery_config, train_viewpoints=train, progress=progress)
     tag = "oracle" if generator_dir is None else "generated"
     source = "oracle" if generator_dir is None else weights_digest(generator_dir)
@@ -72,8 +76,7 @@ def comparison_tensors(world: SyntheticWorld, generated: pd.DataFrame, oracle: p
     if not (matched["condition_id"].to_numpy() == picked["condition_id"].to_numpy()).all():
         raise ValueError("the generated and oracle sets were planned differently (seed, per_id or gallery differ)")
     mode = picked["gallery_mode"].iloc[0]
-    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode=mode, width=world.config.width,
-                                                    height=world.config.height, seed=seed),
+    gallery = build_condition_gallery(world_gallery_config(world, mode, gallery_size, seed),
                                       train_viewpoints=world.subset("train"), progress=False)
     index = gallery.table.reset_index().set_index("condition_id").loc[picked["condition_id"], "index"].to_numpy()
     conditions = stack_conditions({k: v[index] for k, v in gallery.maps().items()}).float() / 255
@@ -104,8 +107,7 @@ def controlled_grid(world: SyntheticWorld, generator_dir: str | os.PathLike, gal
     if not 1 <= n_ids <= len(pids) or not 1 <= n_conditions <= gallery_size:
         raise ValueError(f"a controlled grid needs 1 to {len(pids)} identities and 1 to {gallery_size} conditions "
                          f"(the gallery's size), got {n_ids} and {n_conditions}")
-    gallery = build_condition_gallery(GalleryConfig(size=gallery_size, mode="both", width=world.config.width,
-                                                    height=world.config.height, seed=config.seed),
+    gallery = build_condition_gallery(world_gallery_config(world, "both", gallery_size, config.seed),
                                       train_viewpoints=train, progress=False)
     rng = np.random.default_rng([seed, 6])
     chosen = np.sort(rng.choice(pids, size=n_ids, replace=False))
@@ -141,8 +143,7 @@ def _keypoint_statistics(world: SyntheticWorld, augmentation: pd.DataFrame, gall
     folder = world.root / Path(augmentation["path"].iloc[0]).parent.parent
 
     def gallery():  # rendered (or loaded) only when the statistics are not cached
-        config = GalleryConfig(size=gallery_size, mode=augmentation["gallery_mode"].iloc[0], width=world.config.width,
-                               height=world.config.height, seed=seed)
+        config = world_gallery_config(world, augmentation["gallery_mode"].iloc[0], gallery_size, seed)
         return build_condition_gallery(config, train_viewpoints=world.subset("train"), progress=False)
 
     return cached_keypoint_statistics(augmentation, world.root, gallery, folder / "keypoint_statistics.csv", progress)
