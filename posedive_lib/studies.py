@@ -3,6 +3,8 @@
 - :func:`augmentation_study`, :func:`filter_study`, :func:`identity_statistics` (notebook 3): the generated
   and oracle sets, their keypoint filtering and their identity quality.
 - :func:`main_study` (notebook 4, paper Table 1): baseline, + Pose-dIVE, + quantity, + oracle renders.
+- :func:`camera_bn_study` (``cli camera-bn``, Table 7): plain against camera-based batch norm, each on the
+  train split, + Pose-dIVE and + oracle renders.
 - :func:`split_study` (notebook 5, Table 5): MSMT17-S-style Cam and Pose splits of the world's diverse
   test identities; baseline, + Pose-dIVE and + oracle renders, trained on the split's train side.
 - :func:`ablation_study` (notebook 6, Tables 2, 3, 8b and supplementary Figs. 2 and 4): gallery modes,
@@ -31,8 +33,8 @@ from .augment.generate import AugmentConfig
 from .data.synthetic.world import SyntheticWorld
 from .paths import cache_dir, config_key
 from .profiles import profile_settings
-from .reid.experiment import (matched_control_table, paired_summary, run_settings,  # noqa: F401
-                              sweep_table)  # notebook 6 imports sweep_table here
+from .reid.experiment import (matched_control_table, oracle_gain_share, paired_summary,  # noqa: F401
+                              run_settings, sweep_table)  # notebook 6 imports sweep_table here
 from .reid.train import PRESETS, TrainConfig
 
 # The identity scores of generated images that the generator studies report (see generator.identity).
@@ -88,18 +90,40 @@ def main_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_
     return runs.assign(experiment="reid_main", dataset="synthetic")
 
 
-def camera_bn_study(world: SyntheticWorld, profile: str, seeds: list[int], progress: bool = False) -> pd.DataFrame:
-    """The baseline (the train split) with plain batch norm (``bn``: the runs of the other studies' baseline) and
-    with camera-based batch norm (``cbn``), the same seeds; the world's test set adds cameras the train split never
-    shows, each with its own look."""
+def camera_bn_study(world: SyntheticWorld, profile: str, seeds: list[int], generator_dir: str | os.PathLike,
+                    progress: bool = False) -> pd.DataFrame:
+    """Plain batch norm (``bn``, the other studies' Re-ID model) against camera-based batch norm (``cbn``), each
+    trained on the train split (``<norm>``), + Pose-dIVE (``<norm>_posedive``) and + oracle renders
+    (``<norm>_oracle``), notebook 4's sets, with the same seeds (the paper's Table 7 pairs CBN with Pose-dIVE).
+    The ``bn`` runs are notebook 4's, reused. The world's test set adds cameras the train split never shows, each
+    with its own look. Rows carry ``norm`` and ``training_set`` (``baseline``, ``posedive``, ``oracle``)."""
     settings = profile_settings(profile)
     train, test = world.subset("train"), world.subset("test")
+    config = augment_config(profile, seeds[0])
+    sets = _training_sets(train, {
+        "posedive": augmentation_set(world, "both", config, settings.augment_gallery_size, generator_dir, progress),
+        "oracle": augmentation_set(world, "both", config, settings.augment_gallery_size, None, progress)})
     runs = []
-    for name, backbone in (("bn", "tiny"), ("cbn", "tiny_cbn")):
+    for norm, backbone in (("bn", "tiny"), ("cbn", "tiny_cbn")):
         reid = replace(reid_config(train["pid"].nunique(), settings.reid_iterations), backbone=backbone)
-        runs.append(run_settings({name: lambda: train}, test, world.root, _runs_dir(profile, world, reid), seeds, reid,
-                                 progress=progress))
+        names = {name: norm if name == "baseline" else f"{norm}_{name}" for name in sets}
+        done = run_settings({names[name]: make for name, make in sets.items()}, test, world.root,
+                            _runs_dir(profile, world, reid), seeds, reid, progress=progress)
+        runs.append(done.assign(norm=norm, training_set=done["setting"].map({v: k for k, v in names.items()})))
     return pd.concat(runs, ignore_index=True).assign(experiment="camera_bn", dataset="synthetic")
+
+
+def camera_bn_gains(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per batch norm of :func:`camera_bn_study` and training set: mAP and its paired change over the same
+    norm's train-split runs, and the share of the oracle's gain that Pose-dIVE captures (seed by seed)."""
+    tables = []
+    for norm, part in runs.groupby("norm", sort=False):
+        by_set = part.assign(setting=part["training_set"])
+        summary = paired_summary(by_set, "baseline", decimals=None)
+        share = oracle_gain_share(by_set, "baseline", "posedive", "oracle")
+        summary.loc["posedive", ["oracle_share_mean", "oracle_share_std"]] = share["mean"], share["std"]
+        tables.append(summary.rename_axis("training_set").reset_index().assign(norm=norm))
+    return pd.concat(tables, ignore_index=True).round(3)
 
 
 def split_study(world: SyntheticWorld, kind: str, profile: str, seeds: list[int], generator_dir: str | os.PathLike,

@@ -95,7 +95,7 @@ def test_generator_command_records_only_the_committed_generator_as_the_package_b
     assert package.is_file() == package_record
 
 
-def test_camera_bn_compares_camera_based_with_plain_batch_norm_seed_by_seed(tmp_path):
+def test_camera_bn_compares_camera_based_with_plain_batch_norm_seed_by_seed_with_and_without_augmentation(tmp_path):
     from dataclasses import replace
 
     from posedive_lib import cli
@@ -106,11 +106,20 @@ def test_camera_bn_compares_camera_based_with_plain_batch_norm_seed_by_seed(tmp_
 
     cli.camera_bn("smoke", [0, 1], tmp_path)
     runs = pd.read_csv(tmp_path / "camera_bn_runs.csv")
-    assert sorted(zip(runs["setting"], runs["seed"])) == [("bn", 0), ("bn", 1), ("cbn", 0), ("cbn", 1)]
+    settings = [f"{norm}{extra}" for norm in ("bn", "cbn") for extra in ("", "_posedive", "_oracle")]
+    assert sorted(zip(runs["setting"], runs["seed"])) == sorted((s, seed) for s in settings for seed in (0, 1))
     assert runs["mAP"].between(0, 100).all() and runs["num_valid_queries"].gt(0).all()
+    images = runs.groupby("setting")["train_images"].first()
+    assert (images > images["bn"]).to_dict() == {s: "_" in s for s in settings}  # the augmented sets add images
     summary = pd.read_csv(tmp_path / "camera_bn_summary.csv").set_index("setting")
-    cbn = runs[runs["setting"] == "cbn"]["mAP"].to_numpy() - runs[runs["setting"] == "bn"]["mAP"].to_numpy()
-    assert summary.loc["cbn", "paired_diff_mean"] == pytest.approx(cbn.mean(), abs=0.01)
+    mAP = runs.pivot(index="seed", columns="setting", values="mAP")
+    assert summary.loc["cbn", "paired_diff_mean"] == pytest.approx((mAP["cbn"] - mAP["bn"]).mean(), abs=0.01)
+    # the gains table pairs each training set with the same norm's train-split runs
+    gains = pd.read_csv(tmp_path / "camera_bn_gains.csv").set_index(["norm", "training_set"])
+    assert gains.loc[("cbn", "posedive"), "paired_diff_mean"] == pytest.approx(
+        (mAP["cbn_posedive"] - mAP["cbn"]).mean(), abs=1e-3)
+    share = (mAP["bn_posedive"] - mAP["bn"]) / (mAP["bn_oracle"] - mAP["bn"])
+    assert gains.loc[("bn", "posedive"), "oracle_share_mean"] == pytest.approx(share.mean(), abs=1e-3)
     # plain BN trains where the other studies' baseline does (the same run, reused); camera-based BN elsewhere
     world = build_world("smoke", progress=False)
     train = world.subset("train")

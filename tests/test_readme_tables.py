@@ -33,13 +33,21 @@ def test_reid_main_pairs_seeds(tmp_path):
     assert "baseline: biased train split (100 images) | 50.0 +- 10.0" in table
 
 
-def test_camera_bn_table_pairs_seeds_against_plain_batch_norm(tmp_path):
+def test_camera_bn_table_pairs_seeds_within_and_across_batch_norms(tmp_path):
     from posedive_lib.analysis.readme_tables import camera_bn
 
-    _write_main_runs(tmp_path / "results/experiments", {"bn": [40, 50, 60], "cbn": [44, 49, 62]})
-    (tmp_path / "results/experiments/reid_main_runs.csv").rename(tmp_path / "results/experiments/camera_bn_runs.csv")
-    cbn = next(line for line in camera_bn(tmp_path).splitlines() if line.startswith("| camera-based"))
-    assert cbn.endswith("| 51.7 +- 9.3 | 61.7 | +1.7 +- 2.5 (2/3) |")  # paired changes +4, -1, +2
+    maps = {("bn", "baseline"): [40, 50, 60], ("bn", "posedive"): [41, 53, 60], ("bn", "oracle"): [50, 60, 70],
+            ("cbn", "baseline"): [44, 49, 62], ("cbn", "posedive"): [46, 50, 66], ("cbn", "oracle"): [54, 59, 72]}
+    rows = [{"setting": norm if data == "baseline" else f"{norm}_{data}", "norm": norm, "training_set": data,
+             "seed": seed, "mAP": value, "R1": value + 10} for (norm, data), values in maps.items()
+            for seed, value in enumerate(values)]
+    (tmp_path / "results/experiments").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "results/experiments/camera_bn_runs.csv", index=False)
+    lines = {line.split(" | ")[0]: line for line in camera_bn(tmp_path).splitlines()}
+    # train split: cbn - bn = +4, -1, +2; Pose-dIVE: within bn +1, +3, 0, within cbn +2, +1, +4, cbn - bn +5, -3, +6
+    assert lines["| train split"].endswith("| 50.0 +- 10.0 |  | 51.7 +- 9.3 |  | +1.7 +- 2.5 (2/3) |")
+    assert lines["| + Pose-dIVE"].endswith("| 51.3 +- 9.6 | +1.3 +- 1.5 (2/3) | 54.0 +- 10.6 | +2.3 +- 1.5 (3/3) "
+                                           "| +2.7 +- 4.9 (2/3) |")
 
 
 def test_update_rewrites_stale_blocks_and_check_leaves_them(tmp_path):

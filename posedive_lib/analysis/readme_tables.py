@@ -233,11 +233,20 @@ def oracle_check(root: Path) -> str:
 
 
 def camera_bn(root: Path) -> str:
-    """``cli camera-bn``: the baseline Re-ID model with plain and with camera-based batch norm."""
-    return _paired_table(_read(root / "results/experiments/camera_bn_runs.csv"),
-                         {"bn": "plain batch norm (the studies' baseline)",
-                          "cbn": "camera-based batch norm (statistics of each test camera estimated on its images)"},
-                         "Re-ID model (train split only)")
+    """``cli camera-bn``: plain and camera-based batch norm, each on the train split, + Pose-dIVE and + oracle
+    renders; every change paired by seed, within a norm (against its train split) and across norms."""
+    runs = _read(root / "results/experiments/camera_bn_runs.csv")
+    within = {norm: _summary(part.assign(setting=part["training_set"])) for norm, part in runs.groupby("norm")}
+    across = {name: _summary(part.assign(setting=part["norm"]), "bn") for name, part in runs.groupby("training_set")}
+    rows = []
+    for key, label in {"baseline": "train split", "posedive": "+ Pose-dIVE", "oracle": "+ oracle renders"}.items():
+        cells = [label]
+        for norm in ("bn", "cbn"):
+            cells += [_pm(within[norm].at[key, "mean"], within[norm].at[key, "std"]),
+                      "" if key == "baseline" else _change(within[norm].loc[key])]
+        rows.append(cells + [_change(across[key].loc["cbn"])])
+    return _markdown(["Training data", "plain BN: mAP", "paired change", "camera-based BN: mAP", "paired change",
+                      "camera-based minus plain BN"], rows)
 
 
 def _identity_cells(scores: dict | pd.Series, suffix: str = "generated") -> list[str]:
