@@ -251,10 +251,10 @@ def split_real_dataset(dataset: str, data_root: Path, kind: str, out: Path, seed
     """A real data set re-split as MSMT17-S (Cam or Pose), exported for `augment` and `reid`, with its Fig. 6."""
     import matplotlib.pyplot as plt
 
-    from .data.dataset_split import split_dataset, split_overview
+    from .data.dataset_split import resplit_title, split_dataset, split_overview
 
     result = split_dataset(dataset, data_root, kind, out, seed=seed, **split_options)
-    overview = split_overview(result["split"], out, seed=seed)
+    overview = split_overview(result["split"], out, seed=seed, title=resplit_title(dataset, kind))
     plt.close(overview["figure"])
     print(overview["sizes"].to_string(index=False))
     print(overview["coverage"].to_string(index=False))

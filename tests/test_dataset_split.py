@@ -127,12 +127,16 @@ def test_a_cam_split_of_a_data_set_on_disk_is_exported(market, tmp_path, monkeyp
 
 
 @needs_mediapipe
-def test_cli_splits_and_refuses_impossible_options_before_reading_images(market, tmp_path, capsys):
-    out = tmp_path / "pose"
+def test_cli_splits_and_refuses_impossible_options_before_reading_images(market, tmp_path, capsys, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    out, closed = tmp_path / "pose", []
+    monkeypatch.setattr(plt, "close", closed.append)  # the figure the command shows and closes
     with pytest.warns(UserWarning, match="no person found by mediapipe"):
         assert main(["split", "--dataset", "market1501", "--data-root", str(market), "--kind", "pose",
                      "--clusters", "2", "--out", str(out)]) == 0
     assert "read it as --dataset market1501" in capsys.readouterr().out
+    assert closed[0].get_suptitle() == "market1501 re-split as MSMT17-S Pose"
     for name in ("split.json", "split_manifest.csv", "split_sizes.csv", "split_coverage.csv", "split.png"):
         assert (out / name).is_file(), name
     definition = load_split(out / "split.json")

@@ -103,11 +103,16 @@ def split_annotations(rows: pd.DataFrame, root: str | os.PathLike) -> pd.DataFra
                       found.assign(kp_found=True)], axis=1)
 
 
+def resplit_title(dataset: str, kind: str) -> str:
+    """``market1501 re-split as MSMT17-S Cam``: the title of a real data set's re-split figure."""
+    return f"{dataset} re-split as MSMT17-S {kind.capitalize()}"
+
+
 def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int = 1500, seed: int = 0,
-                   name: str = "split") -> dict:
+                   name: str = "split", title: str | None = None) -> dict:
     """The paper's Fig. 6 for a split manifest, written to ``out_dir``: ``sizes`` (images and identities per split,
     ``<name>_sizes.csv``), ``coverage`` (viewpoint entropy and pose diversity of the train and test sides,
-    ``<name>_coverage.csv``) and ``figure`` (their viewpoints and a pose t-SNE, ``<name>.png``, titled ``name``)."""
+    ``<name>_coverage.csv``) and ``figure`` (their viewpoints and a pose t-SNE, ``<name>.png``, titled ``title`` or else ``name``)."""
     from ..analysis.bias import coverage_table, plot_bias, pose_tsne
     from ..analysis.world_figures import save_figure
     from .splits import split_sizes
@@ -116,7 +121,7 @@ def split_overview(split: pd.DataFrame, out_dir: str | os.PathLike, per_set: int
     sides = {"train": split[split["split"] == "train"], "test": split[split["split"] != "train"]}
     overview = {"sizes": split_sizes(split), "coverage": coverage_table(sides),
                 "figure": plot_bias(sides, pose_tsne(sides, per_set=per_set, seed=seed))}
-    overview["figure"].suptitle(name, y=1.02)
+    overview["figure"].suptitle(title or name, y=1.02)
     overview["sizes"].to_csv(out_dir / f"{name}_sizes.csv", index=False)
     overview["coverage"].to_csv(out_dir / f"{name}_coverage.csv", index=False)
     save_figure(overview["figure"], out_dir / f"{name}.png")
