@@ -43,7 +43,7 @@ def test_camera_bn_table_pairs_seeds_within_and_across_batch_norms(tmp_path):
             for seed, value in enumerate(values)]
     (tmp_path / "results/experiments").mkdir(parents=True)
     pd.DataFrame(rows).to_csv(tmp_path / "results/experiments/camera_bn_runs.csv", index=False)
-    lines = {line.split(" | ")[0]: line for line in camera_bn(tmp_path).splitlines()}
+    lines = {line.split(" | ")[0]: line for line in camera_bn(tmp_path / "results/experiments").splitlines()}
     # train split: cbn - bn = +4, -1, +2; Pose-dIVE: within bn +1, +3, 0, within cbn +2, +1, +4, cbn - bn +5, -3, +6
     assert lines["| train split"].endswith("| 50.0 +- 10.0 |  | 51.7 +- 9.3 |  | +1.7 +- 2.5 (2/3) |")
     assert lines["| + Pose-dIVE"].endswith("| 51.3 +- 9.6 | +1.3 +- 1.5 (2/3) | 54.0 +- 10.6 | +2.3 +- 1.5 (3/3) "

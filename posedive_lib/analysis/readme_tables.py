@@ -232,10 +232,11 @@ def oracle_check(root: Path) -> str:
                          "Training data")
 
 
-def camera_bn(root: Path) -> str:
-    """``cli camera-bn``: plain and camera-based batch norm, each on the train split, + Pose-dIVE and + oracle
-    renders; every change paired by seed, within a norm (against its train split) and across norms."""
-    runs = _read(root / "results/experiments/camera_bn_runs.csv")
+def camera_bn(folder: Path) -> str:
+    """``cli camera-bn`` (its ``--out`` folder): plain and camera-based batch norm, each on the train split,
+    + Pose-dIVE and + oracle renders; every change paired by seed, within a norm (against its train split) and
+    across norms."""
+    runs = _read(folder / "camera_bn_runs.csv")
     within = {norm: _summary(part.assign(setting=part["training_set"])) for norm, part in runs.groupby("norm")}
     across = {name: _summary(part.assign(setting=part["norm"]), "bn") for name, part in runs.groupby("training_set")}
     rows = []
@@ -330,7 +331,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "split_controls": split_controls,
     "split_controls_quality": split_controls_quality,
     "oracle_check": oracle_check,
-    "camera_bn": camera_bn,
+    "camera_bn": lambda root: camera_bn(root / "results/experiments"),
+    "camera_bn_six_seeds": lambda root: camera_bn(root / "results/experiments/camera_bn_six_seeds"),
     "generator_identity": generator_identity,
     "fine_tuning": fine_tuning,
     "stage1_length": stage1_length,
